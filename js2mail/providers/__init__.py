@@ -1,0 +1,1 @@
+"""Mailbox providers: SMTP, Gmail API and Microsoft Graph behind one interface (`base.Provider`)."""

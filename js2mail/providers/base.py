@@ -1,0 +1,36 @@
+"""The one interface every mailbox provider implements.
+
+A provider owns its connections (an SMTP session, an httpx client, a token) and reuses them across
+sends. It raises `js2mail.errors.ProviderError` for every failure, already classified
+(retryable or not, retry_after, needs_reconnect, defer_until), so the dispatcher never looks at
+provider-specific exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    message_id: str  # our id, "msg_..."
+    envelope_from: str  # bare address of the mailbox
+    recipients: tuple[str, ...]  # every To, Cc and Bcc bare address
+    email: EmailMessage  # complete message; carries a Bcc header, which SMTP strips and APIs use
+
+
+@dataclass(frozen=True)
+class SendResult:
+    response: str  # the provider's answer, e.g. "250 2.0.0 Ok: queued as ABC" or "202 Accepted"
+    provider_message_id: str | None = None
+
+
+class Provider(Protocol):
+    kind: str  # "smtp" | "gmail" | "microsoft"
+    max_message_bytes: int  # raw RFC 5322 size limit this provider accepts
+
+    async def send(self, message: OutgoingMessage) -> SendResult: ...
+
+    async def close(self) -> None: ...
