@@ -1,0 +1,155 @@
+"""`js2mail messages list|show|tail|cancel` and `js2mail send`."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from js2mail.cli import common
+from js2mail.cli.common import JsonOpt
+
+app = typer.Typer(help="Inspect the queue and the send log.", no_args_is_help=True)
+
+WsFilter = Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace's application.")]
+AppFilter = Annotated[str | None, typer.Option("--app", "-a", help="Only this application.")]
+COLUMNS = ["id", "status", "attempts", "created", "sent", "next attempt", "domains", "last error"]
+
+
+def _row(m: dict[str, Any]) -> list[Any]:
+    return [m["id"], m["status"], m["attempts"], m["createdAt"], m["sentAt"] or "", m["nextAttemptAt"] or "",
+            ",".join(m["recipientDomains"]), (m["lastError"] or "")[:60]]
+
+
+def _app_id(ctx: Any, workspace: str | None, application: str | None) -> str | None:
+    from js2mail.errors import NotFound, ValidationError
+    from js2mail.store import tenancy
+
+    if not workspace and not application:
+        return None
+    if not (workspace and application):
+        raise ValidationError("give both --workspace and --app, or neither", code="scope_incomplete")
+    ws = ctx.store.read(tenancy.workspace_by_slug, workspace)
+    row = ctx.store.read(tenancy.application, ws["id"], application) if ws else None
+    if row is None:
+        raise NotFound(f"no application {workspace}/{application}", code="application_not_found")
+    return str(row["id"])
+
+
+@app.command("list")
+def list_(
+    workspace: WsFilter = None,
+    application: AppFilter = None,
+    status: Annotated[str | None, typer.Option("--status", help="queued, sending, retrying, sent, failed, cancelled")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List messages, newest first."""
+    from js2mail.service import messages
+
+    with common.open_context() as ctx:
+        page = messages.list_messages(ctx, _app_id(ctx, workspace, application), status=status, limit=limit,
+                                      cursor=cursor)
+
+    def human() -> None:
+        common.table("Messages", COLUMNS, [_row(m) for m in page["data"]])
+        if page["nextCursor"]:
+            typer.echo(f"more: --cursor {page['nextCursor']}")
+
+    common.output(page, as_json, human)
+
+
+@app.command("show")
+def show(message_id: str, as_json: JsonOpt = False) -> None:
+    """One message's status, attempts and last error."""
+    from js2mail.service import messages
+
+    with common.open_context() as ctx:
+        info = messages.get_message(ctx, None, message_id)
+    common.output(info, as_json, lambda: common.table(None, ["field", "value"], [[k, v] for k, v in info.items()]))
+
+
+@app.command("cancel")
+def cancel(message_id: str, as_json: JsonOpt = False) -> None:
+    """Cancel a message not yet sent."""
+    from js2mail.service import messages
+
+    with common.open_context() as ctx:
+        info = common.run_async(messages.cancel_message(ctx, None, message_id))
+    common.output(info, as_json, lambda: typer.echo(f"Cancelled {message_id}."))
+
+
+@app.command("tail")
+def tail(
+    workspace: WsFilter = None,
+    application: AppFilter = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 1.0,
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Follow the send log: print each message when it appears or changes status (Ctrl-C stops)."""
+    from js2mail.service import messages
+
+    seen: dict[str, tuple[str, int]] = {}
+    deadline = time.monotonic() + duration if duration is not None else None
+    with common.open_context() as ctx:
+        app_id = _app_id(ctx, workspace, application)
+        while deadline is None or time.monotonic() < deadline:
+            page = messages.list_messages(ctx, app_id, limit=100)
+            for m in reversed(page["data"]):
+                state = (m["status"], m["attempts"])
+                if seen.get(m["id"]) != state:
+                    seen[m["id"]] = state
+                    if as_json:
+                        common.print_json(m)
+                    else:
+                        typer.echo("  ".join(str(v) for v in _row(m)))
+            time.sleep(interval)
+
+
+def send(
+    workspace: common.WorkspaceOpt,
+    application: common.AppOpt,
+    to: Annotated[list[str], typer.Option("--to", help="Recipient (repeatable).")],
+    subject: Annotated[str, typer.Option("--subject", help="Subject line.")],
+    text: Annotated[str | None, typer.Option("--text", help="Plain-text body ('-' reads stdin).")] = None,
+    html: Annotated[str | None, typer.Option("--html", help="HTML body.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="A connected mailbox (default: the app's).")] = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc", help="Cc (repeatable).")] = None,
+    bcc: Annotated[list[str] | None, typer.Option("--bcc", help="Bcc (repeatable).")] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", help="File to attach (repeatable).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue one mail from the terminal; a running `js2mail serve` delivers it."""
+    import sys
+
+    from js2mail.errors import ValidationError
+    from js2mail.service import messages
+    from js2mail.service.keys import ensure_scope
+
+    if text == "-":
+        text = sys.stdin.read()
+    payload: dict[str, Any] = {"to": to, "subject": subject}
+    for key, value in (("text", text), ("html", html), ("from", from_), ("cc", cc), ("bcc", bcc),
+                       ("idempotencyKey", idempotency_key)):
+        if value:
+            payload[key] = value
+    if attach:
+        files = []
+        for path in attach:
+            if not path.is_file():
+                raise ValidationError(f"--attach {path}: no such file", code="attachment_missing")
+            files.append({"filename": path.name, "content": base64.b64encode(path.read_bytes()).decode(),
+                          "contentType": mimetypes.guess_type(path.name)[0] or "application/octet-stream"})
+        payload["attachments"] = files
+    with common.open_context() as ctx:
+        scope = ensure_scope(ctx, workspace, application)
+        outcome = common.run_async(messages.send(ctx, scope, payload))
+    common.output(outcome.body, as_json,
+                  lambda: typer.echo(f"Queued {outcome.body['id']}; `js2mail serve` delivers it."))

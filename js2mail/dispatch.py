@@ -1,0 +1,199 @@
+"""Due messages → provider → record the attempt → schedule the next one.
+
+Each scan claims a batch with a lease (one UPDATE … RETURNING on the single writer), then sends
+them concurrently: a provider keeps its connections open and bounds its own concurrency
+(`[dispatch] concurrency_per_mailbox`). Every outcome is one write job, so the writer commits many
+outcomes per fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from js2mail import mail
+from js2mail.errors import CryptoError, ProviderError
+from js2mail.models import new_id
+from js2mail.providers.base import OutgoingMessage, Provider
+from js2mail.retry import next_attempt_at, next_utc_midnight, utc_day
+from js2mail.service import Context
+from js2mail.store import mailboxes as mailbox_rows
+from js2mail.store import messages as rows
+
+log = logging.getLogger("js2mail.dispatch")
+
+
+@dataclass
+class _Cached:
+    fingerprint: tuple[Any, ...]
+    provider: Provider
+    row: sqlite3.Row
+
+
+class ProviderPool:
+    """One provider per mailbox, rebuilt when the mailbox row changes (another process may edit it)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._cache: dict[str, _Cached] = {}
+
+    async def get(self, mailbox_id: str) -> tuple[Provider, sqlite3.Row] | None:
+        row = self.ctx.store.read(mailbox_rows.by_id, mailbox_id)
+        if row is None:
+            return None
+        fp = (row["settings"], row["secret"], row["provider"], row["status"])
+        cached = self._cache.get(mailbox_id)
+        if cached is None or cached.fingerprint != fp:
+            if cached is not None:
+                await cached.provider.close()
+            from js2mail.service.mailboxes import build_provider
+
+            cached = _Cached(fp, build_provider(self.ctx, row), row)
+            self._cache[mailbox_id] = cached
+        return cached.provider, cached.row
+
+    async def close(self) -> None:
+        for cached in self._cache.values():
+            try:
+                await cached.provider.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                log.debug("provider close failed", exc_info=True)
+        self._cache.clear()
+
+
+class Dispatcher:
+    def __init__(self, ctx: Context, providers: ProviderPool | None = None) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.settings.dispatch
+        self.providers = providers or ProviderPool(ctx)
+        self.worker = new_id("wrk", 12)
+        self.stopping = False
+        self._running = False
+        self._again = False
+        self._task: asyncio.Task[None] | None = None
+
+    # scheduling --------------------------------------------------------------------------
+    def kick(self) -> None:
+        """Run a scan now (or right after the current one): accepted mail is attempted at once."""
+        if self.stopping:
+            return
+        if self._running:
+            self._again = True
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.tick())
+
+    async def tick(self) -> None:
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            while not self.stopping:
+                self._again = False
+                claimed = await self.run_once()
+                if not self._again and claimed < self.cfg.batch_size:
+                    break
+        finally:
+            self._running = False
+
+    async def drain(self, timeout: float) -> None:
+        self.stopping = True
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                log.warning("dispatch did not finish within %.0fs; leases will be released at start-up", timeout)
+        while self._running:  # a tick started by the scheduler
+            await asyncio.sleep(0.05)
+
+    # one scan ----------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        now = self.ctx.clock.now()
+        claimed = await self.ctx.store.write(rows.claim_due, self.worker, now, now + self.cfg.lease_seconds,
+                                             self.cfg.batch_size)
+        if claimed:
+            await asyncio.gather(*(self._attempt(row) for row in claimed))
+        return len(claimed)
+
+    async def _attempt(self, row: sqlite3.Row) -> None:
+        store, clock, msg_id = self.ctx.store, self.ctx.clock, row["id"]
+        attempt = row["attempts"] + 1
+        if self.stopping:
+            await store.write(rows.record_deferred, msg_id, self.worker, clock.now(), "", clock.now())
+            return
+        try:
+            got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
+            if got is None:
+                await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
+                return
+            provider, mailbox = got
+            quota = mailbox["daily_quota"]
+            if quota and store.read(rows.usage_today, mailbox["id"], utc_day(clock.now())) >= quota:
+                until = next_utc_midnight(clock.now())
+                await store.write(rows.record_deferred, msg_id, self.worker, until,
+                                  f"daily quota of {quota} reached; deferred to the next window", clock.now())
+                return
+            outgoing = self._build(msg_id, mailbox)
+            if outgoing is None:
+                await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
+                return
+            result = await asyncio.wait_for(provider.send(outgoing), self.cfg.send_timeout + 5)
+        except ProviderError as exc:
+            await self._failed(row, attempt, exc)
+            return
+        except TimeoutError:
+            await self._failed(row, attempt, ProviderError("send timed out", code="timeout", retryable=True))
+            return
+        except CryptoError as exc:
+            await store.write(rows.record_failed, msg_id, self.worker, attempt, exc.message, clock.now())
+            return
+        except Exception as exc:  # noqa: BLE001 - an unexpected provider bug must not kill the loop
+            log.exception("unexpected error sending %s", msg_id)
+            await self._failed(row, attempt, ProviderError(f"{type(exc).__name__}: {exc}", code="unexpected",
+                                                           retryable=True))
+            return
+        now = clock.now()
+
+        def sent(conn: sqlite3.Connection) -> None:
+            if rows.record_sent(conn, msg_id, self.worker, attempt, result.response, now) and mailbox["daily_quota"]:
+                rows.count_usage(conn, mailbox["id"], utc_day(now))
+
+        await store.write(sent)
+
+    def _build(self, msg_id: str, mailbox: sqlite3.Row) -> OutgoingMessage | None:
+        sealed = self.ctx.store.read(rows.body_of, msg_id)
+        if sealed is None:
+            return None
+        req = mail.deserialize(self.ctx.sealer.open(sealed, table="message_bodies", column="payload", row_id=msg_id))
+        from js2mail.service.messages import from_header
+
+        domain = mailbox["address"].rsplit("@", 1)[1]
+        email = mail.build_email(req, from_header=from_header(req, mailbox), message_id=f"<{msg_id}@{domain}>",
+                                 date=self.ctx.clock.now())
+        return OutgoingMessage(msg_id, mailbox["address"], mail.envelope_recipients(req), email)
+
+    async def _failed(self, row: sqlite3.Row, attempt: int, exc: ProviderError) -> None:
+        store, now, msg_id = self.ctx.store, self.ctx.clock.now(), row["id"]
+        error = f"{exc.code}: {exc.message}" if exc.code not in exc.message else exc.message
+        if exc.needs_reconnect:
+            await store.write(_dead_grant, row["mailbox_id"], msg_id, self.worker, attempt, error, now)
+            return
+        if exc.defer_until is not None:
+            await store.write(rows.record_deferred, msg_id, self.worker, max(exc.defer_until, now), error, now)
+            return
+        next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, exc.retry_after) if exc.retryable else None
+        if next_at is None:
+            await store.write(rows.record_failed, msg_id, self.worker, attempt, error, now)
+        else:
+            await store.write(rows.record_retry, msg_id, self.worker, attempt, error, next_at, now)
+
+
+def _dead_grant(conn: sqlite3.Connection, mailbox_id: str, msg_id: str, worker: str, attempt: int, error: str,
+                now: float) -> None:
+    mailbox_rows.set_status(conn, mailbox_id, "needs_reconnect", error)
+    rows.record_failed(conn, msg_id, worker, attempt, error, now)
+    rows.fail_active_for_mailbox(conn, mailbox_id, f"mailbox needs to be reconnected: {error}", now)

@@ -1,0 +1,102 @@
+"""Domain errors → HTTP, at one edge. Every error body is `{"error": {"code", "message", "details"?}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from js2mail.errors import Js2MailError, RateLimited
+
+log = logging.getLogger("js2mail.http")
+
+STATUS_BY_KIND = {
+    "bad_request": 400,
+    "validation": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "rate_limited": 429,
+    "config": 500,
+    "crypto": 500,
+    "provider": 502,
+}
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+UNAUTHORIZED_BODY = {
+    "error": {
+        "code": "unauthorized",
+        "message": "A valid API key is required: send it as X-Api-Key or Authorization: Bearer.",
+    }
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return Response({"error": body}, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, Js2MailError)
+    status = STATUS_BY_KIND.get(exc.kind, 400)
+    if status >= 500:
+        log.error("server-side error: %s (%s)", exc.message, exc.code)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(status, exc.code, exc.message, exc.details or None, headers)
+
+
+def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        cause = str(exc.detail or "")
+        if "JSON" in cause or "decode" in cause.lower() or "Malformed" in cause:
+            return error_response(400, "bad_json", "The request body is not valid JSON.")
+        return error_response(422, "validation_error", "The request is not valid.", _extra(exc))
+    if status >= 500:
+        log.error("unhandled HTTP exception: %r", exc)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+    if status == 400 and "JSON is malformed" in str(exc.detail):
+        return error_response(400, "bad_json", f"The request body is not valid JSON: {exc.detail}")
+    code = CODE_BY_STATUS.get(status, "http_error")
+    return error_response(status, code, str(exc.detail) if exc.detail else code, headers=exc.headers or None)
+
+
+def _extra(exc: HTTPException) -> list[dict[str, Any]] | None:
+    extra = exc.extra
+    if isinstance(extra, list):
+        return [e if isinstance(e, dict) else {"message": str(e)} for e in extra]
+    if isinstance(extra, dict):
+        return [extra]
+    return None
+
+
+def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    Js2MailError: domain_error_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,44 @@
+"""Plain data shared by the service, CLI, HTTP and MCP layers. No I/O here."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "cancelled")
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_id(prefix: str, length: int = 20) -> str:
+    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds to ISO 8601 UTC with a Z, as every API field shows time."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API key's (workspace, application)."""
+
+    key_id: str
+    prefix: str
+    workspace_id: str
+    application_id: str
+    workspace: str
+    application: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    workspace_id: str
+    application_id: str
+    workspace: str
+    application: str

@@ -1,0 +1,28 @@
+"""The retry policy, pure: when does a failed attempt go again, if ever."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+
+def next_attempt_at(attempt: int, schedule: Sequence[float], now: float, retry_after: float | None = None) -> float | None:
+    """After failed attempt number `attempt` (1-based): the time of the next one, or None when out of retries.
+
+    A provider's Retry-After pushes the next attempt later, never earlier.
+    """
+    if attempt < 1 or attempt > len(schedule):
+        return None
+    delay = float(schedule[attempt - 1])
+    if retry_after is not None and retry_after > delay:
+        delay = retry_after
+    return now + delay
+
+
+def utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def next_utc_midnight(ts: float) -> float:
+    day = datetime.fromtimestamp(ts, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (day + timedelta(days=1)).timestamp()

@@ -1,0 +1,206 @@
+"""Mailboxes: connect (SMTP here; Gmail and Microsoft through oauth.py), list, test, remove, defaults,
+and building the provider that sends through one."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from js2mail.errors import Conflict, NotFound, ValidationError
+from js2mail.models import iso, new_id
+from js2mail.providers.base import Provider
+from js2mail.service import Context
+from js2mail.service.keys import ensure_scope
+from js2mail.store import mailboxes as rows
+from js2mail.store import tenancy
+
+SECURITY_MODES = ("starttls", "tls", "none")
+DEFAULT_QUOTAS = {"gmail": 500, "microsoft": 10000, "smtp": None}
+
+
+def _check_address(address: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationError(f"{address!r} is not a valid email address: {exc}", code="invalid_address") from None
+
+
+def mailbox_info(row: sqlite3.Row, default_for: list[str] | None = None) -> dict[str, Any]:
+    settings = json.loads(row["settings"])
+    public = {k: v for k, v in settings.items() if k in ("host", "port", "username", "security", "tls_ca", "tenant",
+                                                           "client_id")}
+    return {
+        "id": row["id"],
+        "address": row["address"],
+        "provider": row["provider"],
+        "displayName": row["display_name"],
+        "status": row["status"],
+        "statusDetail": row["status_detail"],
+        "dailyQuota": row["daily_quota"],
+        "settings": public,
+        "defaultFor": default_for or [],
+        "createdAt": iso(row["created_at"]),
+    }
+
+
+def add_mailbox(
+    ctx: Context,
+    *,
+    workspace: str,
+    provider: str,
+    address: str,
+    settings: dict[str, Any],
+    secret: bytes | None,
+    display_name: str | None = None,
+    daily_quota: int | None = None,
+    app: str | None = None,
+) -> dict[str, Any]:
+    """Store a mailbox with its secret sealed; the first mailbox of a workspace becomes the default of `app`."""
+    address = _check_address(address)
+    scope_app = app or "default"
+    scope = ensure_scope(ctx, workspace, scope_app)
+    mailbox_id = new_id("mbx")
+    sealed = ctx.sealer.seal(secret, table="mailboxes", column="secret", row_id=mailbox_id) if secret else None
+    now = ctx.clock.now()
+    quota = daily_quota if daily_quota is not None else DEFAULT_QUOTAS.get(provider)
+
+    def run(conn: sqlite3.Connection) -> sqlite3.Row:
+        if rows.by_address(conn, scope.workspace_id, address) is not None:
+            raise Conflict(f"mailbox {address} is already connected in workspace {workspace}", code="mailbox_exists",
+                           hint=f"remove it first: js2mail mailboxes remove {address} --workspace {workspace}")
+        rows.insert(conn, mailbox_id=mailbox_id, workspace_id=scope.workspace_id, address=address, provider=provider,
+                    display_name=display_name, settings=settings, secret=sealed, daily_quota=quota, now=now)
+        app_row = tenancy.application_by_id(conn, scope.application_id)
+        if app_row is not None and app_row["default_mailbox_id"] is None:
+            tenancy.set_default_mailbox(conn, scope.application_id, mailbox_id)
+        row = rows.by_id(conn, mailbox_id)
+        assert row is not None
+        return row
+
+    return mailbox_info(ctx.store.write_sync(run))
+
+
+def add_smtp(
+    ctx: Context,
+    *,
+    workspace: str,
+    address: str,
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    security: str,
+    tls_ca: str | None = None,
+    display_name: str | None = None,
+    daily_quota: int | None = None,
+    app: str | None = None,
+) -> dict[str, Any]:
+    if security not in SECURITY_MODES:
+        raise ValidationError(f"--security must be one of {', '.join(SECURITY_MODES)}", code="invalid_security")
+    if not host or not (0 < port < 65536):
+        raise ValidationError("--host and a --port between 1 and 65535 are required", code="invalid_server")
+    if tls_ca is not None:
+        from pathlib import Path
+
+        ca = Path(tls_ca).expanduser()
+        if not ca.is_file():
+            raise ValidationError(f"--tls-ca {tls_ca}: no such file", code="invalid_tls_ca")
+        tls_ca = str(ca.resolve())
+    settings = {"host": host, "port": port, "username": username, "security": security, "tls_ca": tls_ca}
+    return add_mailbox(ctx, workspace=workspace, provider="smtp", address=address, settings=settings,
+                       secret=password.encode() if password else None, display_name=display_name,
+                       daily_quota=daily_quota, app=app)
+
+
+def _workspace_id(ctx: Context, workspace: str) -> str:
+    ws = ctx.store.read(tenancy.workspace_by_slug, workspace)
+    if ws is None:
+        raise NotFound(f"no workspace {workspace!r}", code="workspace_not_found")
+    return str(ws["id"])
+
+
+def find(ctx: Context, workspace: str, address: str) -> sqlite3.Row:
+    row = ctx.store.read(rows.by_address, _workspace_id(ctx, workspace), address)
+    if row is None:
+        raise NotFound(f"no mailbox {address} in workspace {workspace}", code="mailbox_not_found")
+    return row
+
+
+def list_mailboxes(ctx: Context, workspace: str | None = None) -> list[dict[str, Any]]:
+    def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        out = []
+        for row in rows.listing(conn, workspace):
+            apps = conn.execute("SELECT slug FROM applications WHERE default_mailbox_id = ? ORDER BY slug",
+                                (row["id"],)).fetchall()
+            info = mailbox_info(row, [a["slug"] for a in apps])
+            info["workspace"] = row["workspace"]
+            out.append(info)
+        return out
+
+    return ctx.store.read(run)
+
+
+def remove(ctx: Context, workspace: str, address: str) -> dict[str, Any]:
+    row = find(ctx, workspace, address)
+    ctx.store.write_sync(rows.delete, row["id"])
+    return mailbox_info(row)
+
+
+def set_default(ctx: Context, workspace: str, address: str, app: str) -> dict[str, Any]:
+    row = find(ctx, workspace, address)
+    scope = ensure_scope(ctx, workspace, app)
+    ctx.store.write_sync(tenancy.set_default_mailbox, scope.application_id, row["id"])
+    return mailbox_info(row, [app])
+
+
+def open_secret(ctx: Context, row: sqlite3.Row) -> bytes | None:
+    if row["secret"] is None:
+        return None
+    return ctx.sealer.open(bytes(row["secret"]), table="mailboxes", column="secret", row_id=row["id"])
+
+
+async def save_secret(ctx: Context, mailbox_id: str, secret: bytes) -> None:
+    sealed = ctx.sealer.seal(secret, table="mailboxes", column="secret", row_id=mailbox_id)
+    await ctx.store.write(rows.set_secret, mailbox_id, sealed)
+
+
+def build_provider(ctx: Context, row: sqlite3.Row) -> Provider:
+    """The provider for one mailbox row, with its secret opened. Imports the provider lazily."""
+    settings = json.loads(row["settings"])
+    kind = row["provider"]
+    if kind == "smtp":
+        from js2mail.providers.smtp import SmtpProvider, SmtpSettings
+
+        password = open_secret(ctx, row)
+        return SmtpProvider(
+            SmtpSettings(host=settings["host"], port=int(settings["port"]), username=settings.get("username"),
+                         password=password.decode() if password else None, security=settings["security"],
+                         tls_ca=settings.get("tls_ca"), timeout=ctx.settings.dispatch.send_timeout),
+            connections=ctx.settings.dispatch.concurrency_per_mailbox,
+        )
+    from js2mail.service import oauth_mailboxes
+
+    return oauth_mailboxes.build_provider(ctx, row, settings)
+
+
+async def send_test(ctx: Context, workspace: str, address: str, to: str) -> dict[str, Any]:
+    """Send one real mail through the mailbox now, bypassing the queue, and report the answer."""
+    from js2mail import mail
+    from js2mail.providers.base import OutgoingMessage
+
+    row = find(ctx, workspace, address)
+    req = mail.parse_send_request({"to": to, "subject": "js2mail test message",
+                                   "text": f"This test mail was sent by js2mail through {row['address']}.\n"})
+    domain = row["address"].rsplit("@", 1)[1]
+    message_id = new_id("test")
+    email = mail.build_email(req, from_header=mail.format_address(row["display_name"] or "", row["address"]),
+                             message_id=f"<{message_id}@{domain}>", date=ctx.clock.now())
+    provider = build_provider(ctx, row)
+    try:
+        result = await provider.send(OutgoingMessage(message_id, row["address"], mail.envelope_recipients(req), email))
+    finally:
+        await provider.close()
+    return {"mailbox": row["address"], "to": to, "response": result.response}

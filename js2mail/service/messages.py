@@ -1,0 +1,208 @@
+"""Sending: accept a message into the durable queue (with idempotency), and read or cancel it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from js2mail import mail
+from js2mail.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
+from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_id
+from js2mail.service import Context
+from js2mail.store import mailboxes as mailbox_rows
+from js2mail.store import messages as rows
+from js2mail.store import tenancy
+
+IDEMPOTENCY_LEASE = 60.0  # a claim older than this belongs to a request that died; the key may be reused
+PROVIDER_LIMITS = {"gmail": 36_700_160, "microsoft": 3_000_000, "smtp": 25 * 1024 * 1024}
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def idempotency_key(payload: object, header: str | None) -> str | None:
+    body_key = payload.get("idempotencyKey") if isinstance(payload, dict) else None
+    for value in (body_key, header):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not 1 <= len(value) <= 255 or not all(" " <= c <= "~" for c in value):
+            raise BadRequest("idempotency key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
+    if body_key is not None and header is not None and body_key != header:
+        raise BadRequest("Idempotency-Key header and body idempotencyKey differ", code="idempotency_key_mismatch")
+    return body_key if body_key is not None else header
+
+
+def fingerprint(payload: dict[str, Any]) -> bytes:
+    canonical = json.dumps({k: v for k, v in payload.items() if k != "idempotencyKey"}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
+
+
+def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, from_: str | None) -> sqlite3.Row:
+    if from_:
+        _, address = mail.parse_mailbox(from_)
+        row = mailbox_rows.by_address(conn, workspace_id, address)
+        if row is None:
+            raise ValidationError(f"from address {address} is not a mailbox connected in this workspace",
+                                  code="from_not_connected", details=[{"field": "from", "code": "from_not_connected"}])
+    else:
+        app = tenancy.application_by_id(conn, app_id)
+        row = mailbox_rows.by_id(conn, app["default_mailbox_id"]) if app and app["default_mailbox_id"] else None
+        if row is None:
+            candidates = mailbox_rows.in_workspace(conn, workspace_id)
+            if len(candidates) != 1:
+                raise ValidationError("no from given and the application has no default mailbox",
+                                      code="no_default_mailbox",
+                                      hint="js2mail mailboxes set-default ADDRESS --app APP")
+            row = candidates[0]
+    if row["status"] != "active":
+        raise ValidationError(f"mailbox {row['address']} needs to be reconnected", code="mailbox_needs_reconnect")
+    return row
+
+
+def from_header(req: mail.MailRequest, mailbox: sqlite3.Row) -> str:
+    name = mail.parse_mailbox(req.from_)[0] if req.from_ else (mailbox["display_name"] or "")
+    return mail.format_address(name, mailbox["address"])
+
+
+async def send(ctx: Context, principal: Principal | Scope, payload: object, idempotency_header: str | None = None,
+               *, source: str = "api") -> SendOutcome:
+    key = idempotency_key(payload, idempotency_header)
+    req = mail.parse_send_request(
+        {k: v for k, v in payload.items() if k != "idempotencyKey"} if isinstance(payload, dict) else payload,
+        max_recipients=ctx.settings.dispatch.max_recipients,
+    )
+    mailbox = ctx.store.read(resolve_mailbox, principal.workspace_id, principal.application_id, req.from_)
+    return await enqueue_request(ctx, principal.workspace_id, principal.application_id, req, mailbox,
+                                 key=key, fp=fingerprint(payload) if key and isinstance(payload, dict) else None,
+                                 source=source)
+
+
+async def enqueue_request(
+    ctx: Context,
+    workspace_id: str,
+    app_id: str,
+    req: mail.MailRequest,
+    mailbox: sqlite3.Row,
+    *,
+    key: str | None = None,
+    fp: bytes | None = None,
+    source: str = "api",
+    extra_event: tuple[str, dict[str, Any]] | None = None,
+) -> SendOutcome:
+    """Validated request → queue. The idempotency key is claimed first, the body sealed, then both commit."""
+    size = mail.estimated_size(req)
+    limit = PROVIDER_LIMITS.get(mailbox["provider"], PROVIDER_LIMITS["smtp"])
+    if size > limit:
+        raise TooLarge(f"message is about {size} bytes; {mailbox['provider']} mailboxes accept at most {limit}",
+                       code="message_too_large")
+    now = ctx.clock.now()
+    if key is not None:
+        assert fp is not None
+        claim = await ctx.store.write(rows.claim_idempotency, workspace_id, app_id, key, fp, now, IDEMPOTENCY_LEASE)
+        if claim.state == "replay":
+            return SendOutcome(claim.response_status or 202, json.loads(claim.response_body or "{}"), replayed=True)
+        if claim.state == "mismatch":
+            raise ValidationError("this idempotency key was used with a different request body",
+                                  code="idempotency_key_reused")
+        if claim.state == "in_flight":
+            raise Conflict("a request with this idempotency key is still being processed; retry shortly",
+                           code="idempotency_in_flight")
+    msg_id = new_id("msg")
+    body = {"id": msg_id, "status": "queued"}
+    try:
+        sealed = ctx.sealer.seal(mail.serialize(req), table="message_bodies", column="payload", row_id=msg_id)
+        new = rows.NewMessage(
+            id=msg_id, workspace_id=workspace_id, application_id=app_id, mailbox_id=mailbox["id"], source=source,
+            scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
+            size=size, payload=sealed,
+        )
+        record = (key, 202, json.dumps(body)) if key is not None else None
+        await ctx.store.write(rows.enqueue, new, now, record, extra_event)
+    except BaseException:
+        if key is not None:
+            await ctx.store.write(rows.release_idempotency, workspace_id, app_id, key)
+        raise
+    runtime = ctx.extras.get("runtime")
+    if runtime is not None:
+        runtime.kick()
+    return SendOutcome(202, body)
+
+
+def message_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "createdAt": iso(row["created_at"]),
+        "sentAt": iso(row["sent_at"]),
+        "nextAttemptAt": iso(row["next_attempt_at"]) if row["status"] in ("queued", "retrying") else None,
+        "scheduledAt": iso(row["scheduled_at"]),
+        "lastError": row["last_error"],
+        "recipientDomains": json.loads(row["recipient_domains"]),
+        "metadata": json.loads(row["metadata"]),
+        "source": row["source"],
+    }
+
+
+def get_message(ctx: Context, app_id: str | None, message_id: str) -> dict[str, Any]:
+    row = ctx.store.read(rows.get, app_id, message_id)
+    if row is None:
+        raise NotFound(f"no message {message_id!r}", code="message_not_found")
+    return message_view(row)
+
+
+def encode_cursor(created_at: float, message_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}|{message_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, message_id = raw.split("|", 1)
+        return float(created), message_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this API returned", code="invalid_cursor") from None
+
+
+def list_messages(ctx: Context, app_id: str | None, *, status: str | None = None, limit: int = 20,
+                  cursor: str | None = None) -> dict[str, Any]:
+    if status is not None and status not in MESSAGE_STATUSES:
+        raise ValidationError(f"status must be one of {', '.join(MESSAGE_STATUSES)}", code="invalid_status")
+    if not 1 <= limit <= 100:
+        raise ValidationError("limit must be between 1 and 100", code="invalid_limit")
+    before = decode_cursor(cursor) if cursor else None
+    found = ctx.store.read(rows.listing, app_id, status, limit + 1, before)
+    page = found[:limit]
+    more = len(found) > limit
+    return {
+        "data": [message_view(r) for r in page],
+        "nextCursor": encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more and page else None,
+    }
+
+
+async def cancel_message(ctx: Context, app_id: str | None, message_id: str) -> dict[str, Any]:
+    def run(conn: sqlite3.Connection) -> str | None:
+        owner = app_id
+        if owner is None:
+            row = rows.get(conn, None, message_id)
+            if row is None:
+                return None
+            owner = row["application_id"]
+        return rows.cancel(conn, owner, message_id, ctx.clock.now())
+
+    status = await ctx.store.write(run)
+    if status is None:
+        raise NotFound(f"no message {message_id!r}", code="message_not_found")
+    if status != "cancelled":
+        raise Conflict(f"message {message_id} is already {status} and cannot be cancelled", code="not_cancellable")
+    return get_message(ctx, app_id, message_id)

@@ -1,0 +1,308 @@
+"""The queue and the send log: messages, their encrypted bodies, idempotency records.
+
+Work is claimed with leases (`claimed_by`, `lease_until`) in one `UPDATE … RETURNING`, so a
+PostgreSQL backend can do the same with `FOR UPDATE SKIP LOCKED`. A body row exists only while
+the message can still be sent; every terminal transition deletes it in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from js2mail.store import events
+
+ACTIVE = ("queued", "retrying")
+TERMINAL = ("sent", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class IdempotencyOutcome:
+    state: str  # "claimed" | "replay" | "in_flight" | "mismatch"
+    response_status: int | None = None
+    response_body: str | None = None
+
+
+def claim_idempotency(
+    conn: sqlite3.Connection, workspace_id: str, app_id: str, key: str, fingerprint: bytes, now: float, lease: float
+) -> IdempotencyOutcome:
+    """Claim by a UNIQUE insert; never check-then-insert."""
+    inserted = conn.execute(
+        "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, claimed_until, created_at)"
+        " VALUES (?, ?, ?, ?, 'processing', ?, ?) ON CONFLICT DO NOTHING",
+        (workspace_id, app_id, key, fingerprint, now + lease, now),
+    ).rowcount
+    if inserted:
+        return IdempotencyOutcome("claimed")
+    row = conn.execute(
+        "SELECT * FROM idempotency_keys WHERE workspace_id = ? AND application_id = ? AND key = ?",
+        (workspace_id, app_id, key),
+    ).fetchone()
+    if row["fingerprint"] != fingerprint:
+        return IdempotencyOutcome("mismatch")
+    if row["state"] == "done":
+        return IdempotencyOutcome("replay", row["response_status"], row["response_body"])
+    if row["claimed_until"] is not None and row["claimed_until"] < now:  # the first request died mid-way
+        conn.execute(
+            "UPDATE idempotency_keys SET claimed_until = ? WHERE workspace_id = ? AND application_id = ? AND key = ?",
+            (now + lease, workspace_id, app_id, key),
+        )
+        return IdempotencyOutcome("claimed")
+    return IdempotencyOutcome("in_flight")
+
+
+def release_idempotency(conn: sqlite3.Connection, workspace_id: str, app_id: str, key: str) -> None:
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE workspace_id = ? AND application_id = ? AND key = ? AND state = 'processing'",
+        (workspace_id, app_id, key),
+    )
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    id: str
+    workspace_id: str
+    application_id: str
+    mailbox_id: str
+    source: str
+    scheduled_at: float | None
+    recipient_domains: list[str]
+    metadata: dict[str, str]
+    size: int
+    payload: bytes  # sealed envelope
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    now: float,
+    idempotency: tuple[str, int, str] | None = None,  # (key, status, body) to record with the message
+    extra_event: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    due = max(now, msg.scheduled_at or now)
+    conn.execute(
+        "INSERT INTO messages (id, workspace_id, application_id, mailbox_id, source, status, attempts, created_at,"
+        " updated_at, scheduled_at, next_attempt_at, recipient_domains, metadata, size)"
+        " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.id, msg.workspace_id, msg.application_id, msg.mailbox_id, msg.source, now, now, msg.scheduled_at, due,
+         json.dumps(msg.recipient_domains), json.dumps(msg.metadata), msg.size),
+    )
+    conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
+    if idempotency is not None:
+        key, status, body = idempotency
+        conn.execute(
+            "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, claimed_until = NULL"
+            " WHERE workspace_id = ? AND application_id = ? AND key = ?",
+            (status, body, msg.workspace_id, msg.application_id, key),
+        )
+    data = event_data(msg.id, "queued", 0, None, msg.recipient_domains, msg.metadata)
+    events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type="mail.queued", data=data, now=now)
+    if extra_event is not None:
+        events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type=extra_event[0],
+                    data=extra_event[1], now=now)
+
+
+def event_data(
+    message_id: str, status: str, attempt: int, error: str | None, domains: list[str], metadata: dict[str, str]
+) -> dict[str, Any]:
+    return {"messageId": message_id, "status": status, "attempt": attempt, "error": error,
+            "recipientDomains": domains, "metadata": metadata}
+
+
+CLAIM_COLUMNS = "id, workspace_id, application_id, mailbox_id, attempts, recipient_domains, metadata, created_at"
+
+
+def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int) -> list[sqlite3.Row]:
+    return conn.execute(
+        f"UPDATE messages SET status = 'sending', claimed_by = ?, lease_until = ?, updated_at = ?"
+        f" WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?"
+        f" ORDER BY next_attempt_at LIMIT ?) RETURNING {CLAIM_COLUMNS}",
+        (worker, lease_until, now, now, limit),
+    ).fetchall()
+
+
+def release_claims(conn: sqlite3.Connection, now: float, worker: str | None = None, expired_only: bool = True) -> int:
+    """Give claimed work back: a crashed worker's expired leases, or (at start-up) all of them."""
+    sql = "UPDATE messages SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, claimed_by = NULL," \
+          " lease_until = NULL, updated_at = ? WHERE status = 'sending'"
+    params: list[Any] = [now]
+    if worker is not None:
+        sql += " AND claimed_by = ?"
+        params.append(worker)
+    if expired_only:
+        sql += " AND lease_until < ?"
+        params.append(now)
+    return conn.execute(sql, params).rowcount
+
+
+def body_of(conn: sqlite3.Connection, message_id: str) -> bytes | None:
+    row = conn.execute("SELECT payload FROM message_bodies WHERE message_id = ?", (message_id,)).fetchone()
+    return None if row is None else bytes(row["payload"])
+
+
+def _finish(conn: sqlite3.Connection, row: sqlite3.Row, status: str, attempt: int, error: str | None, now: float) -> None:
+    etype = {"sent": "mail.sent", "failed": "mail.failed", "retrying": "mail.retrying"}[status]
+    data = event_data(row["id"], status, attempt, error, json.loads(row["recipient_domains"]), json.loads(row["metadata"]))
+    events.emit(conn, workspace_id=row["workspace_id"], app_id=row["application_id"], type=etype, data=data, now=now)
+
+
+def _current(conn: sqlite3.Connection, message_id: str, worker: str) -> sqlite3.Row | None:
+    """The row, only if this worker still holds its claim (a cancel or a takeover wins)."""
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {CLAIM_COLUMNS}, status, claimed_by FROM messages WHERE id = ?", (message_id,)
+    ).fetchone()
+    if row is None or row["status"] != "sending" or row["claimed_by"] != worker:
+        return None
+    return row
+
+
+def record_sent(conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, response: str, now: float) -> bool:
+    row = _current(conn, message_id, worker)
+    if row is None:
+        return False
+    conn.execute(
+        "UPDATE messages SET status = 'sent', attempts = ?, sent_at = ?, updated_at = ?, provider_response = ?,"
+        " last_error = NULL, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL WHERE id = ?",
+        (attempt, now, now, response[:500], message_id),
+    )
+    conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
+    _finish(conn, row, "sent", attempt, None, now)
+    return True
+
+
+def record_retry(
+    conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, error: str, next_at: float, now: float
+) -> bool:
+    row = _current(conn, message_id, worker)
+    if row is None:
+        return False
+    conn.execute(
+        "UPDATE messages SET status = 'retrying', attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?,"
+        " claimed_by = NULL, lease_until = NULL WHERE id = ?",
+        (attempt, next_at, now, error[:1000], message_id),
+    )
+    _finish(conn, row, "retrying", attempt, error, now)
+    return True
+
+
+def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None, attempt: int, error: str, now: float) -> bool:
+    if worker is None:
+        row = conn.execute(f"SELECT {CLAIM_COLUMNS}, status FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None or row["status"] in TERMINAL:
+            return False
+    else:
+        row = _current(conn, message_id, worker)
+        if row is None:
+            return False
+    conn.execute(
+        "UPDATE messages SET status = 'failed', attempts = ?, updated_at = ?, last_error = ?, next_attempt_at = NULL,"
+        " claimed_by = NULL, lease_until = NULL WHERE id = ?",
+        (attempt, now, error[:1000], message_id),
+    )
+    conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
+    _finish(conn, row, "failed", attempt, error, now)
+    return True
+
+
+def record_deferred(conn: sqlite3.Connection, message_id: str, worker: str, until: float, reason: str, now: float) -> bool:
+    """Put a claimed message back for later without counting an attempt (quota windows, shutdown)."""
+    if _current(conn, message_id, worker) is None:
+        return False
+    conn.execute(
+        "UPDATE messages SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, next_attempt_at = ?,"
+        " updated_at = ?, last_error = COALESCE(?, last_error), claimed_by = NULL, lease_until = NULL WHERE id = ?",
+        (until, now, reason or None, message_id),
+    )
+    return True
+
+
+def fail_active_for_mailbox(conn: sqlite3.Connection, mailbox_id: str, error: str, now: float) -> int:
+    """A dead grant: every waiting message of that mailbox fails permanently, with its event."""
+    rows = conn.execute(
+        "SELECT id, attempts FROM messages WHERE mailbox_id = ? AND status IN ('queued', 'retrying')", (mailbox_id,)
+    ).fetchall()
+    for row in rows:
+        record_failed(conn, row["id"], None, row["attempts"], error, now)
+    return len(rows)
+
+
+def cancel(conn: sqlite3.Connection, app_id: str, message_id: str, now: float) -> str | None:
+    """Cancel a message not yet sent; returns its status afterwards, None if unknown to this app."""
+    row = conn.execute("SELECT status FROM messages WHERE id = ? AND application_id = ?", (message_id, app_id)).fetchone()
+    if row is None:
+        return None
+    if row["status"] in TERMINAL:
+        return str(row["status"])
+    conn.execute(
+        "UPDATE messages SET status = 'cancelled', updated_at = ?, next_attempt_at = NULL, claimed_by = NULL,"
+        " lease_until = NULL WHERE id = ?",
+        (now, message_id),
+    )
+    conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
+    return "cancelled"
+
+
+MESSAGE_COLUMNS = """id, status, attempts, created_at, sent_at, next_attempt_at, last_error, recipient_domains,
+    metadata, scheduled_at, source, mailbox_id, application_id, provider_response"""
+
+
+def get(conn: sqlite3.Connection, app_id: str | None, message_id: str) -> sqlite3.Row | None:
+    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+    params: list[Any] = [message_id]
+    if app_id is not None:
+        sql += " AND application_id = ?"
+        params.append(app_id)
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row
+
+
+def listing(
+    conn: sqlite3.Connection, app_id: str | None, status: str | None, limit: int, before: tuple[float, str] | None
+) -> list[sqlite3.Row]:
+    """Newest first; the cursor is (created_at, id) of the last row seen."""
+    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1=1"
+    params: list[Any] = []
+    if app_id is not None:
+        sql += " AND application_id = ?"
+        params.append(app_id)
+    if status:
+        sql += " AND status = ?"
+        params.append(status)
+    if before is not None:
+        sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+        params.extend([before[0], before[0], before[1]])
+    sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return conn.execute(sql, params).fetchall()
+
+
+def usage_today(conn: sqlite3.Connection, mailbox_id: str, day: str) -> int:
+    row = conn.execute("SELECT sent FROM mailbox_usage WHERE mailbox_id = ? AND day = ?", (mailbox_id, day)).fetchone()
+    return 0 if row is None else int(row["sent"])
+
+
+def count_usage(conn: sqlite3.Connection, mailbox_id: str, day: str) -> None:
+    conn.execute(
+        "INSERT INTO mailbox_usage (mailbox_id, day, sent) VALUES (?, ?, 1)"
+        " ON CONFLICT (mailbox_id, day) DO UPDATE SET sent = sent + 1",
+        (mailbox_id, day),
+    )
+
+
+def purge(conn: sqlite3.Connection, before: float) -> dict[str, int]:
+    """Retention: finished send logs, idempotency records and webhook deliveries older than `before`."""
+    counts = {
+        "messages": conn.execute(
+            "DELETE FROM messages WHERE created_at < ? AND status IN ('sent', 'failed', 'cancelled')", (before,)
+        ).rowcount,
+        "idempotency_keys": conn.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < ? AND state = 'done'", (before,)
+        ).rowcount,
+        "webhook_deliveries": conn.execute(
+            "DELETE FROM webhook_deliveries WHERE created_at < ? AND status IN ('delivered', 'failed')", (before,)
+        ).rowcount,
+    }
+    conn.execute("DELETE FROM mailbox_usage WHERE day < date(?, 'unixepoch', '-2 days')", (before,))
+    return counts

@@ -1,0 +1,202 @@
+"""Schema, as sqlite-utils migrations: one named set per feature, each migration applied once.
+
+A landed migration is never edited; changes come as new migrations appended to the set.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+core = Migrations("js2mail.core")
+
+
+def _run(db: Database, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction early, so statements go one by one
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@core()
+def m001_tenancy_keys_crypto(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE workspaces (
+            id TEXT PRIMARY KEY,
+            slug TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE applications (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            slug TEXT NOT NULL,
+            default_mailbox_id TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (workspace_id, slug)
+        );
+        CREATE TABLE api_keys (
+            id TEXT PRIMARY KEY,
+            prefix TEXT NOT NULL UNIQUE,
+            secret_hash BLOB NOT NULL,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+            name TEXT,
+            created_at REAL NOT NULL,
+            last_used_at REAL,
+            revoked_at REAL,
+            replaced_by TEXT
+        );
+        CREATE INDEX api_keys_application ON api_keys (application_id);
+        CREATE TABLE data_keys (
+            id INTEGER PRIMARY KEY,
+            wrapped BLOB NOT NULL,
+            created_at REAL NOT NULL
+        )
+        """,
+    )
+
+
+@core()
+def m002_mailboxes_messages(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE mailboxes (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            address TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            display_name TEXT,
+            settings TEXT NOT NULL DEFAULT '{}',
+            secret BLOB,
+            status TEXT NOT NULL DEFAULT 'active',
+            status_detail TEXT,
+            daily_quota INTEGER,
+            created_at REAL NOT NULL,
+            UNIQUE (workspace_id, address)
+        );
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+            mailbox_id TEXT REFERENCES mailboxes(id) ON DELETE SET NULL,
+            source TEXT NOT NULL DEFAULT 'api',
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            scheduled_at REAL,
+            next_attempt_at REAL,
+            sent_at REAL,
+            last_error TEXT,
+            provider_response TEXT,
+            recipient_domains TEXT NOT NULL DEFAULT '[]',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            size INTEGER NOT NULL DEFAULT 0,
+            claimed_by TEXT,
+            lease_until REAL
+        );
+        CREATE INDEX messages_due ON messages (next_attempt_at) WHERE status IN ('queued', 'retrying');
+        CREATE INDEX messages_claimed ON messages (lease_until) WHERE status = 'sending';
+        CREATE INDEX messages_app_created ON messages (application_id, created_at, id);
+        CREATE INDEX messages_created ON messages (created_at);
+        CREATE TABLE message_bodies (
+            message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            payload BLOB NOT NULL
+        );
+        CREATE TABLE idempotency_keys (
+            workspace_id TEXT NOT NULL,
+            application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            fingerprint BLOB NOT NULL,
+            state TEXT NOT NULL,
+            claimed_until REAL,
+            response_status INTEGER,
+            response_body TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (workspace_id, application_id, key)
+        );
+        CREATE INDEX idempotency_created ON idempotency_keys (created_at);
+        CREATE TABLE mailbox_usage (
+            mailbox_id TEXT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+            day TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (mailbox_id, day)
+        )
+        """,
+    )
+
+
+@core()
+def m003_webhooks_forms(db: Database) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            secret BLOB NOT NULL,
+            previous_secret BLOB,
+            previous_secret_until REAL,
+            status TEXT NOT NULL DEFAULT 'active',
+            status_detail TEXT,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX webhook_endpoints_app ON webhook_endpoints (application_id);
+        CREATE TABLE webhook_deliveries (
+            id TEXT PRIMARY KEY,
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+            application_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            body BLOB NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL,
+            delivered_at REAL,
+            last_status INTEGER,
+            last_error TEXT,
+            claimed_by TEXT,
+            lease_until REAL
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX webhook_deliveries_created ON webhook_deliveries (created_at);
+        CREATE TABLE forms (
+            id TEXT PRIMARY KEY,
+            public_id TEXT NOT NULL UNIQUE,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+            application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+            mailbox_id TEXT REFERENCES mailboxes(id) ON DELETE SET NULL,
+            name TEXT NOT NULL,
+            to_address TEXT NOT NULL,
+            redirect_url TEXT,
+            origins TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'active',
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX forms_app ON forms (application_id)
+        """,
+    )
+
+
+MIGRATION_SETS = [core]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    db = Database(conn)
+    applied: list[str] = []
+    for migrations in MIGRATION_SETS:
+        pending = [m.name for m in migrations.pending(db)]
+        if pending:
+            migrations.apply(db)
+            applied.extend(f"{migrations.name}:{name}" for name in pending)
+    return applied
