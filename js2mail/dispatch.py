@@ -44,7 +44,9 @@ class ProviderPool:
         row = self.ctx.store.read(mailbox_rows.by_id, mailbox_id)
         if row is None:
             return None
-        fp = (row["settings"], row["secret"], row["provider"], row["status"])
+        # A Graph provider re-saves its own rotating token cache; that alone must not rebuild it.
+        secret = None if row["provider"] == "microsoft" else row["secret"]
+        fp = (row["settings"], secret, row["provider"], row["status"])
         cached = self._cache.get(mailbox_id)
         if cached is None or cached.fingerprint != fp:
             if cached is not None:

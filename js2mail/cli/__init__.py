@@ -65,11 +65,14 @@ def init(
 
 
 def _register() -> None:
-    from js2mail.cli import keys, mailboxes, messages, serve
+    from js2mail.cli import forms, keys, mailboxes, messages, serve, webhooks
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(mailboxes.app, name="mailboxes")
     app.add_typer(messages.app, name="messages")
+    app.add_typer(webhooks.app, name="webhooks")
+    app.add_typer(forms.app, name="forms")
+    app.command(name="snippet")(forms.api_snippet)
     app.command(name="send")(messages.send)
     app.command(name="serve")(serve.serve)
 

@@ -50,7 +50,7 @@ async def readyz(ctx: Context) -> dict[str, Any]:
 
 
 def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
-    from js2mail.http import routes
+    from js2mail.http import forms_routes, routes
     from js2mail.runtime import Runtime
 
     buckets = TokenBuckets(ctx.settings.rate_limit.rate, ctx.settings.rate_limit.burst, ctx.clock)
@@ -68,7 +68,7 @@ def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
             await runtime.stop()
 
     return Litestar(
-        route_handlers=[healthz, readyz, *routes.HANDLERS],
+        route_handlers=[healthz, readyz, *routes.HANDLERS, *forms_routes.HANDLERS],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         middleware=[api_key_middleware(ctx, buckets)],

@@ -127,7 +127,8 @@ async def enqueue_request(
             size=size, payload=sealed,
         )
         record = (key, 202, json.dumps(body)) if key is not None else None
-        await ctx.store.write(rows.enqueue, new, now, record, extra_event)
+        event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
+        await ctx.store.write(rows.enqueue, new, now, record, event)
     except BaseException:
         if key is not None:
             await ctx.store.write(rows.release_idempotency, workspace_id, app_id, key)

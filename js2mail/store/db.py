@@ -30,6 +30,7 @@ CHECKPOINT_EVERY = 1.0  # seconds between passive WAL checkpoints on the writer
 class _Job:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     future: concurrent.futures.Future[Any]
 
 
@@ -80,18 +81,18 @@ class Store:
         return conn
 
     # public API --------------------------------------------------------------------------
-    def read(self, fn: Callable[..., T], *args: Any) -> T:
-        return fn(self._reader(), *args)
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(self._reader(), *args, **kwargs)
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.wrap_future(self._submit(fn, args))
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.wrap_future(self._submit(fn, args, kwargs))
 
-    def write_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._submit(fn, args).result()
+    def write_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._submit(fn, args, kwargs).result()
 
-    def write_nowait(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+    def write_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Queue a write nobody waits for (bookkeeping such as last-used times)."""
-        return self._submit(fn, args)
+        return self._submit(fn, args, kwargs)
 
     def close(self) -> None:
         with self._start_lock:
@@ -111,7 +112,9 @@ class Store:
         self._local = threading.local()
 
     # the writer --------------------------------------------------------------------------
-    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> concurrent.futures.Future[Any]:
+    def _submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._start_lock:
             if self._closed:
@@ -119,7 +122,7 @@ class Store:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="js2mail-writer", daemon=True)
                 self._thread.start()
-        self._queue.put(_Job(fn, args, future))
+        self._queue.put(_Job(fn, args, kwargs, future))
         return future
 
     def _run(self) -> None:
@@ -164,7 +167,7 @@ class Store:
         for job in live:
             conn.execute("SAVEPOINT job")
             try:
-                result = job.fn(conn, *job.args)
+                result = job.fn(conn, *job.args, **job.kwargs)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")

@@ -1,0 +1,106 @@
+"""`js2mail webhooks add|list|remove|test|rotate-secret`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from js2mail.cli import common
+from js2mail.cli.common import AppOpt, JsonOpt, WorkspaceOpt
+
+app = typer.Typer(help="Signed webhooks that tell your app what happened to its mail.", no_args_is_help=True)
+IdArg = Annotated[str, typer.Argument(help="The endpoint id (whk_...).")]
+
+
+def _human(info: dict[str, Any]) -> None:
+    common.table(None, ["field", "value"], [[k, v] for k, v in info.items() if k != "secret"])
+
+
+@app.command("add")
+def add(
+    url: Annotated[str, typer.Argument(help="The receiver's URL (http or https).")],
+    workspace: WorkspaceOpt,
+    application: AppOpt,
+    events: Annotated[str | None, typer.Option("--events", help="Comma-separated event types (default: all).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an endpoint; its signing secret is printed once."""
+    from js2mail.service import webhooks
+
+    with common.open_context() as ctx:
+        info = common.run_async(webhooks.add_endpoint(ctx, url=url, workspace=workspace, app=application,
+                                                      events=events))
+
+    def human() -> None:
+        typer.echo(info["secret"])
+        typer.echo(f"Webhook {info['id']} → {info['url']} ({', '.join(info['events'])}). "
+                   "The signing secret above is shown only once.", err=True)
+
+    common.output(info, as_json, human)
+
+
+@app.command("list")
+def list_(
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
+    application: Annotated[str | None, typer.Option("--app", "-a")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List endpoints (never their secrets)."""
+    from js2mail.service import webhooks
+
+    with common.open_context() as ctx:
+        found = webhooks.list_endpoints(ctx, workspace, application)
+    common.output(found, as_json, lambda: common.table(
+        "Webhooks", ["id", "workspace", "app", "url", "events", "status"],
+        [[w["id"], w["workspace"], w["application"], w["url"], ",".join(w["events"]),
+          w["status"] + (f" ({w['statusDetail']})" if w["statusDetail"] else "")] for w in found]))
+
+
+@app.command("remove")
+def remove(endpoint_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Remove an endpoint and its pending deliveries."""
+    from js2mail.service import webhooks
+
+    with common.open_context() as ctx:
+        info = webhooks.remove_endpoint(ctx, endpoint_id)
+    common.output(info, as_json, lambda: typer.echo(f"Removed {endpoint_id}."))
+
+
+@app.command("test")
+def test(endpoint_id: IdArg, as_json: JsonOpt = False) -> None:
+    """Send a signed `webhook.test` event now and show the receiver's answer."""
+    from js2mail.service import webhooks
+
+    with common.open_context() as ctx:
+        result = common.run_async(webhooks.send_test(ctx, endpoint_id))
+
+    def human() -> None:
+        if result["delivered"]:
+            typer.echo(f"Delivered: the receiver answered {result['status']}.")
+        else:
+            typer.echo(f"Not delivered: {result['error'] or result['status']}.")
+
+    common.output(result, as_json, human)
+    if not result["delivered"]:
+        raise typer.Exit(1)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    endpoint_id: IdArg,
+    grace: Annotated[str, typer.Option("--grace", help="Sign with the old secret too for this long, e.g. 24h.")] = "0",
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a new signing secret (shown once); during --grace both signatures are sent."""
+    from js2mail.service import webhooks
+    from js2mail.service.keys import parse_duration
+
+    with common.open_context() as ctx:
+        info = webhooks.rotate_secret(ctx, endpoint_id, parse_duration(grace))
+
+    def human() -> None:
+        typer.echo(info["secret"])
+        typer.echo(f"New secret for {endpoint_id}; the old one is signed alongside for {grace}.", err=True)
+
+    common.output(info, as_json, human)

@@ -1,0 +1,168 @@
+"""Public contact-form endpoints (`/f/<publicId>`) and the `/v1/forms` API.
+
+JSON mode answers JSON only (never a redirect or HTML); HTML mode answers 303 redirects and small
+HTML pages. Origins are checked before anything else is read, and the per-IP limit before the body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post, route
+from litestar.datastructures import UploadFile
+from litestar.enums import MediaType
+from litestar.exceptions import HTTPException
+
+from js2mail import forms
+from js2mail.errors import Js2MailError, RateLimited, UnsupportedMediaType, ValidationError
+from js2mail.http.errors import STATUS_BY_KIND
+from js2mail.models import Principal
+from js2mail.ratelimit import TokenBuckets
+from js2mail.service import Context
+from js2mail.service import forms as svc
+
+FORM_TAGS = ["forms"]
+
+
+def client_ip(request: Request[Any, Any, Any], trusted: list[str]) -> str:
+    """The peer address; X-Forwarded-For only when the peer is a configured trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if peer in trusted:
+        forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",") if p.strip()]
+        for hop in reversed(forwarded):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                break
+            if hop not in trusted:
+                return hop
+    return peer
+
+
+def _buckets(ctx: Context) -> TokenBuckets:
+    buckets = ctx.extras.get("form_buckets")
+    if buckets is None:
+        per_minute = max(1, ctx.settings.forms.rate_per_minute)
+        buckets = TokenBuckets(per_minute / 60.0, per_minute, ctx.clock, name="forms")
+        ctx.extras["form_buckets"] = buckets
+    return buckets
+
+
+def _html_page(title: str, message: str) -> str:
+    import html
+
+    return (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+            f"<title>{html.escape(title)}</title><body style='font-family:system-ui;max-width:32rem;margin:4rem auto'>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>")
+
+
+def _error(exc: Js2MailError, json_mode: bool, cors: dict[str, str]) -> Response[Any]:
+    status = STATUS_BY_KIND.get(exc.kind, 400)
+    headers = dict(cors)
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if json_mode:
+        return Response(forms.json_error(exc.code, exc.message), status_code=status, headers=headers,
+                        media_type=MediaType.JSON)
+    return Response(_html_page("Your message was not sent", exc.message), status_code=status, headers=headers,
+                    media_type=MediaType.HTML)
+
+
+async def _read_pairs(request: Request[Any, Any, Any], ctx: Context) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            data = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            raise ValidationError("the body is not valid JSON", code="bad_json") from None
+        return forms.pairs_from_json(data), []
+    if media not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        raise UnsupportedMediaType("send the form as urlencoded, multipart or JSON")
+    try:
+        form = await request.form()
+    except HTTPException as exc:
+        raise ValidationError(f"the form body could not be read: {exc.detail}", code="malformed_body") from None
+    pairs: list[tuple[str, str]] = []
+    files: list[forms.UploadedFile] = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            content = await value.read()
+            if value.filename or content:
+                files.append(forms.UploadedFile(name, value.filename or "upload", value.content_type or
+                                                "application/octet-stream", content))
+        else:
+            pairs.append((name, str(value)))
+    return pairs, files
+
+
+@route("/f/{public_id:str}", http_method=["OPTIONS"], include_in_schema=False)
+async def form_preflight(request: Request[Any, Any, Any], ctx: Context, public_id: str) -> Response[Any]:
+    try:
+        form = svc.public_form(ctx, public_id)
+        origin = forms.check_origin(request.headers.get("origin"), None, form.origins)
+    except Js2MailError as exc:
+        return _error(exc, True, {})
+    return Response(None, status_code=204, headers=forms.cors_headers(origin, form.origins, preflight=True))
+
+
+@post("/f/{public_id:str}", tags=FORM_TAGS, summary="Submit a contact form (public)", status_code=200,
+      request_max_body_size=None)
+async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: str) -> Response[Any]:
+    headers = request.headers
+    json_mode = forms.wants_json(headers.get("accept"), headers.get("content-type"), headers.get("x-requested-with"))
+    cors: dict[str, str] = {}
+    cfg = ctx.settings.forms
+    try:
+        form = svc.public_form(ctx, public_id)
+        origin = forms.check_origin(headers.get("origin"), headers.get("referer"), form.origins)
+        cors = forms.cors_headers(origin, form.origins, preflight=False)
+        decision = _buckets(ctx).take(f"{client_ip(request, ctx.settings.server.trusted_proxies)}|{public_id}")
+        if not decision.allowed:
+            raise RateLimited(f"too many submissions; try again in {decision.retry_after}s",
+                              retry_after=decision.retry_after)
+        pairs, files = await _read_pairs(request, ctx)
+        submission = forms.parse_submission(pairs, files, max_fields=cfg.max_fields, max_file_bytes=cfg.max_file_bytes,
+                                            max_total_bytes=cfg.max_total_bytes)
+        await svc.submit(ctx, form, submission)
+    except Js2MailError as exc:
+        return _error(exc, json_mode, cors)
+    if json_mode:
+        return Response(forms.JSON_OK, status_code=200, headers=cors, media_type=MediaType.JSON)
+    target = forms.redirect_target(next_url=submission.next_url, form_redirect=form.row["redirect_url"],
+                                   allowed_origins=form.origins,
+                                   thank_you_url=f"{ctx.settings.public_url}/f/{public_id}/thanks")
+    return Response(None, status_code=303, headers={**cors, "Location": target})
+
+
+@get("/f/{public_id:str}/thanks", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
+def form_thanks(request: Request[Any, Any, Any]) -> str:
+    return forms.thank_you_page(back_url=None)
+
+
+class FormCreate(msgspec.Struct):
+    to: str
+    name: str | None = None
+    mailbox: str | None = None
+    redirect: str | None = None
+    origins: list[str] | None = None
+
+
+@post("/v1/forms", tags=FORM_TAGS, summary="Create a contact-form endpoint", status_code=201, sync_to_thread=True)
+def create_form(ctx: Context, principal: Principal, data: FormCreate) -> dict[str, Any]:
+    return svc.create_form(ctx, principal, to=data.to, name=data.name, mailbox=data.mailbox, redirect=data.redirect,
+                           origins=data.origins)
+
+
+@get("/v1/forms", tags=FORM_TAGS, summary="List this application's forms", sync_to_thread=False)
+def list_forms(ctx: Context, principal: Principal) -> dict[str, Any]:
+    return {"data": svc.list_forms(ctx, app_id=principal.application_id)}
+
+
+@delete("/v1/forms/{public_id:str}", tags=FORM_TAGS, summary="Delete a form", status_code=200, sync_to_thread=True)
+def delete_form(ctx: Context, principal: Principal, public_id: str) -> dict[str, Any]:
+    return svc.remove_form(ctx, public_id, principal.application_id)
+
+
+HANDLERS: list[Any] = [form_preflight, form_submit, form_thanks, create_form, list_forms, delete_form]

@@ -1,0 +1,86 @@
+"""Webhook endpoints and their delivery outbox (rows are written by store/events.emit)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+
+def insert_endpoint(conn: sqlite3.Connection, *, endpoint_id: str, workspace_id: str, app_id: str, url: str,
+                    events: list[str] | str, secret: bytes, now: float) -> None:
+    conn.execute(
+        "INSERT INTO webhook_endpoints (id, workspace_id, application_id, url, events, secret, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (endpoint_id, workspace_id, app_id, url, json.dumps(events), secret, now),
+    )
+
+
+ENDPOINT_COLUMNS = "e.*, w.slug AS workspace, a.slug AS application"
+ENDPOINT_FROM = ("webhook_endpoints e JOIN workspaces w ON w.id = e.workspace_id"
+                 " JOIN applications a ON a.id = e.application_id")
+
+
+def endpoint(conn: sqlite3.Connection, endpoint_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE e.id = ?", (endpoint_id,)).fetchone()
+    return row
+
+
+def endpoints(conn: sqlite3.Connection, workspace: str | None, application: str | None) -> list[sqlite3.Row]:
+    sql = f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE 1=1"
+    params: list[Any] = []
+    if workspace:
+        sql += " AND w.slug = ?"
+        params.append(workspace)
+    if application:
+        sql += " AND a.slug = ?"
+        params.append(application)
+    return conn.execute(sql + " ORDER BY e.created_at", params).fetchall()
+
+
+def delete_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> int:
+    return conn.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)).rowcount
+
+
+def rotate_secret(conn: sqlite3.Connection, endpoint_id: str, new_secret: bytes, old_until: float | None) -> None:
+    """The current secret becomes the previous one (signed alongside until `old_until`)."""
+    conn.execute(
+        "UPDATE webhook_endpoints SET previous_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END,"
+        " previous_secret_until = ?, secret = ? WHERE id = ?",
+        (old_until, old_until, new_secret, endpoint_id),
+    )
+
+
+def set_endpoint_status(conn: sqlite3.Connection, endpoint_id: str, status: str, detail: str | None) -> None:
+    conn.execute("UPDATE webhook_endpoints SET status = ?, status_detail = ? WHERE id = ?", (status, detail, endpoint_id))
+
+
+def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int) -> list[sqlite3.Row]:
+    return conn.execute(
+        "UPDATE webhook_deliveries SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM webhook_deliveries"
+        " WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+        " ORDER BY next_attempt_at LIMIT ?) RETURNING *",
+        (worker, lease_until, now, now, limit),
+    ).fetchall()
+
+
+def record_attempt(conn: sqlite3.Connection, delivery_id: str, *, status: str, attempts: int, now: float,
+                   next_at: float | None, http_status: int | None, error: str | None) -> None:
+    conn.execute(
+        "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?,"
+        " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
+        " WHERE id = ?",
+        (status, attempts, next_at, http_status, error, status, now, delivery_id),
+    )
+
+
+def fail_pending_of(conn: sqlite3.Connection, endpoint_id: str, reason: str) -> int:
+    return conn.execute(
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL"
+        " WHERE endpoint_id = ? AND status = 'pending'", (reason, endpoint_id)).rowcount
+
+
+def deliveries(conn: sqlite3.Connection, endpoint_id: str, limit: int = 20) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY created_at DESC LIMIT ?",
+                        (endpoint_id, limit)).fetchall()
