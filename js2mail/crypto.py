@@ -169,11 +169,17 @@ def _open_with(key: bytes, envelope: bytes, table: str, column: str, row_id: str
 class Sealer:
     """Seals and opens values with the data keys; the newest key seals, any known key opens."""
 
-    def __init__(self, data_keys: Mapping[int, bytes]) -> None:
+    def __init__(self, data_keys: Mapping[int, bytes], reload: Callable[[], Mapping[int, bytes]] | None = None) -> None:
         if not data_keys:
             raise CryptoError("no data keys loaded", code="data_key_missing")
         self._keys = dict(data_keys)
         self.active_key_id = max(self._keys)
+        self._reload = reload  # another process (`crypto rotate`) may add keys while we run
+
+    def refresh(self) -> None:
+        if self._reload is not None:
+            self._keys = dict(self._reload())
+            self.active_key_id = max(self._keys)
 
     def seal(self, plaintext: bytes, *, table: str, column: str, row_id: str) -> bytes:
         header = HEADER.pack(VERSION, self.active_key_id)
@@ -182,6 +188,9 @@ class Sealer:
     def open(self, envelope: bytes, *, table: str, column: str, row_id: str) -> bytes:
         _, key_id = parse_header(envelope)
         key = self._keys.get(key_id)
+        if key is None and key_id > self.active_key_id:
+            self.refresh()
+            key = self._keys.get(key_id)
         if key is None:
             raise CryptoError(f"{table}.{column} for {row_id} uses unknown data key {key_id}", code="data_key_missing")
         return _open_with(key, envelope, table, column, row_id)
@@ -189,5 +198,3 @@ class Sealer:
     def key_id_of(self, envelope: bytes) -> int:
         return parse_header(envelope)[1]
 
-
-SealerFactory = Callable[[], Sealer]

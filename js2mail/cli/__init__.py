@@ -65,7 +65,7 @@ def init(
 
 
 def _register() -> None:
-    from js2mail.cli import forms, keys, mailboxes, messages, serve, webhooks
+    from js2mail.cli import forms, keys, mailboxes, messages, ops, serve, webhooks
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(mailboxes.app, name="mailboxes")
@@ -73,6 +73,11 @@ def _register() -> None:
     app.add_typer(webhooks.app, name="webhooks")
     app.add_typer(forms.app, name="forms")
     app.command(name="snippet")(forms.api_snippet)
+    app.add_typer(ops.dns_app, name="dns")
+    app.add_typer(ops.crypto_app, name="crypto")
+    app.add_typer(ops.data_app, name="data")
+    app.command(name="doctor")(ops.doctor)
+    app.command(name="mcp")(ops.mcp)
     app.command(name="send")(messages.send)
     app.command(name="serve")(serve.serve)
 

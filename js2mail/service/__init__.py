@@ -99,6 +99,11 @@ def open_context(settings: Settings, *, clock: Clock | None = None) -> Context:
     master = crypto.load_master_key(settings.home)
     store = _store_for(settings)
     store.migrate()
-    wrapped = store.read(datakeys.all_wrapped)
-    keys = {key_id: crypto.unwrap_data_key(master.key, key_id, blob) for key_id, blob in wrapped.items()}
-    return Context(settings, store, crypto.Sealer(keys), clock or SystemClock(), master.source)
+
+    def load_keys() -> dict[int, bytes]:
+        wrapped = store.read(datakeys.all_wrapped)
+        return {key_id: crypto.unwrap_data_key(master.key, key_id, blob) for key_id, blob in wrapped.items()}
+
+    ctx = Context(settings, store, crypto.Sealer(load_keys(), load_keys), clock or SystemClock(), master.source)
+    ctx.extras["master_key"] = master
+    return ctx

@@ -159,10 +159,7 @@ def parse_duration(text: str) -> float:
     value = text.strip().lower()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        if value and value[-1] in units:
-            seconds = float(value[:-1]) * units[value[-1]]
-        else:
-            seconds = float(value)
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
         raise ValidationError(f"{text!r} is not a duration like 30m, 24h or 7d", code="invalid_duration") from None
     if seconds < 0 or seconds != seconds:

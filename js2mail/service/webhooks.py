@@ -57,8 +57,7 @@ async def add_endpoint(ctx: Context, *, url: str, workspace: str, app: str, even
     await ctx.store.write(lambda conn: rows.insert_endpoint(
         conn, endpoint_id=endpoint_id, workspace_id=scope.workspace_id, app_id=scope.application_id, url=url,
         events=wanted, secret=sealed, now=now))
-    row = ctx.store.read(rows.endpoint, endpoint_id)
-    return {**endpoint_info(row, now), "secret": secret}
+    return {**endpoint_info(find(ctx, endpoint_id), now), "secret": secret}
 
 
 def find(ctx: Context, endpoint_id: str) -> sqlite3.Row:

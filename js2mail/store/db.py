@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -104,10 +105,8 @@ class Store:
             thread.join(timeout=30)
         with self._readers_lock:
             for conn in self._readers:
-                try:
+                with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
                     conn.close()
-                except sqlite3.ProgrammingError:
-                    pass  # closed from another thread already
             self._readers.clear()
         self._local = threading.local()
 

@@ -1,0 +1,98 @@
+"""Operations: key rotation, data export and deletion."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from js2mail import crypto
+from js2mail.errors import NotFound, ValidationError
+from js2mail.models import iso
+from js2mail.service import Context
+from js2mail.store import datakeys, sealed, tenancy
+
+
+def rotate_data_key(ctx: Context) -> dict[str, Any]:
+    """Add a data key and re-seal every secret with it, in one transaction."""
+    master: crypto.MasterKey = ctx.extras["master_key"]
+    now = ctx.clock.now()
+
+    def run(conn: sqlite3.Connection) -> tuple[int, int]:
+        key_id = datakeys.next_id(conn)
+        data_key = crypto.generate_key()
+        datakeys.insert(conn, key_id, crypto.wrap_data_key(master.key, key_id, data_key), now)
+        keys = {k: crypto.unwrap_data_key(master.key, k, w) for k, w in datakeys.all_wrapped(conn).items()}
+        sealer = crypto.Sealer(keys)
+
+        def reseal(envelope: bytes, table: str, column: str, row_id: str) -> bytes | None:
+            if sealer.key_id_of(envelope) == key_id:
+                return None
+            plain = sealer.open(envelope, table=table, column=column, row_id=row_id)
+            return sealer.seal(plain, table=table, column=column, row_id=row_id)
+
+        return key_id, sealed.reseal_all(conn, reseal)
+
+    key_id, count = ctx.store.write_sync(run)
+    ctx.sealer.refresh()
+    return {"activeKeyId": key_id, "resealed": count, "rotatedAt": iso(now)}
+
+
+def _workspace(conn: sqlite3.Connection, slug: str) -> sqlite3.Row:
+    ws = tenancy.workspace_by_slug(conn, slug)
+    if ws is None:
+        raise NotFound(f"no workspace {slug!r}", code="workspace_not_found")
+    return ws
+
+
+EXPORT_TABLES = {
+    "applications": ("SELECT id, slug, default_mailbox_id, created_at FROM applications WHERE workspace_id = ?"),
+    "apiKeys": ("SELECT prefix, application_id, name, created_at, last_used_at, revoked_at FROM api_keys"
+                " WHERE workspace_id = ?"),
+    "mailboxes": ("SELECT id, address, provider, display_name, settings, status, daily_quota, created_at"
+                  " FROM mailboxes WHERE workspace_id = ?"),
+    "forms": ("SELECT public_id, application_id, name, to_address, redirect_url, origins, status, created_at"
+              " FROM forms WHERE workspace_id = ?"),
+    "webhooks": ("SELECT id, application_id, url, events, status, created_at FROM webhook_endpoints"
+                 " WHERE workspace_id = ?"),
+    "messages": ("SELECT id, application_id, source, status, attempts, created_at, sent_at, last_error,"
+                 " recipient_domains, metadata FROM messages WHERE workspace_id = ? ORDER BY created_at"),
+}
+
+
+def export_workspace(ctx: Context, workspace: str) -> dict[str, Any]:
+    """Everything js2mail keeps about a workspace, without secrets (which are never shown again)."""
+
+    def run(conn: sqlite3.Connection) -> dict[str, Any]:
+        ws = _workspace(conn, workspace)
+        out: dict[str, Any] = {"workspace": ws["slug"], "createdAt": iso(ws["created_at"]), "exportedAt": iso(ctx.clock.now())}
+        for name, sql in EXPORT_TABLES.items():
+            items = []
+            for row in conn.execute(sql, (ws["id"],)).fetchall():
+                item = dict(row)
+                for key in ("settings", "origins", "events", "recipient_domains", "metadata"):
+                    if key in item and isinstance(item[key], str):
+                        item[key] = json.loads(item[key])
+                for key in [k for k in item if k.endswith("_at")]:
+                    item[key] = iso(item[key])
+                items.append(item)
+            out[name] = items
+        return out
+
+    return ctx.store.read(run)
+
+
+def delete_workspace(ctx: Context, workspace: str, confirm: str | None) -> dict[str, Any]:
+    if confirm != workspace:
+        raise ValidationError(f"deleting is permanent: repeat the workspace name with --yes {workspace}",
+                              code="confirmation_required")
+
+    def run(conn: sqlite3.Connection) -> dict[str, int]:
+        ws = _workspace(conn, workspace)
+        counts = {table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE workspace_id = ?", (ws["id"],)).fetchone()[0]
+                  for table in ("applications", "api_keys", "mailboxes", "forms", "webhook_endpoints", "messages")}
+        conn.execute("DELETE FROM idempotency_keys WHERE workspace_id = ?", (ws["id"],))
+        conn.execute("DELETE FROM workspaces WHERE id = ?", (ws["id"],))  # everything else cascades
+        return counts
+
+    return {"workspace": workspace, "deleted": ctx.store.write_sync(run)}

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.support.cli import run_cli
+from tests.support.dns_server import FakeDns
+
+
+def add_smtp_mailbox(address: str = "shop@example.com", password: str = "s3cret-pass") -> None:
+    result = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", address,
+                     "--host", "127.0.0.1", "--port", "2525", "--security", "none", "--password-stdin",
+                     stdin=password + "\n")
+    assert result.code == 0, result.err
+
+
+def test_crypto_rotate_reseals_every_secret_and_old_key_still_listed(home: Path) -> None:
+    add_smtp_mailbox()
+    db = sqlite3.connect(home / "js2mail.db")
+    before = db.execute("SELECT secret FROM mailboxes").fetchone()[0]
+    assert before[1:5] == (1).to_bytes(4, "big")
+    result = run_cli("crypto", "rotate", "--json").json()
+    assert result == {"activeKeyId": 2, "resealed": 1, "rotatedAt": result["rotatedAt"]}
+    after = db.execute("SELECT secret FROM mailboxes").fetchone()[0]
+    assert after[1:5] == (2).to_bytes(4, "big") and after != before
+    assert b"s3cret-pass" not in (home / "js2mail.db").read_bytes()
+    # the mailbox still works with the re-sealed password: the doctor opens the context fine
+    assert run_cli("doctor").code == 0
+
+
+def test_export_has_no_secrets_and_delete_needs_confirmation(home: Path) -> None:
+    add_smtp_mailbox()
+    key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+    exported = run_cli("data", "export", "-w", "acme").json()
+    assert exported["workspace"] == "acme"
+    assert [m["address"] for m in exported["mailboxes"]] == ["shop@example.com"]
+    text = run_cli("data", "export", "-w", "acme").out
+    assert "s3cret-pass" not in text and key.split("_")[3] not in text
+    refused = run_cli("data", "delete", "-w", "acme")
+    assert refused.code == 1 and "--yes acme" in refused.err
+    assert run_cli("data", "delete", "-w", "acme", "--yes", "acme").code == 0
+    db = sqlite3.connect(home / "js2mail.db")
+    assert db.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0] == 0
+    assert run_cli("data", "export", "-w", "acme").code == 1
+
+
+def test_dns_check_reports_found_records_and_what_to_publish(home: Path) -> None:
+    records = {
+        "example.com": ["v=spf1 include:_spf.google.com ~all", "google-site-verification=x"],
+        "google._domainkey.example.com": ["v=DKIM1; k=rsa; p=MIIBIjANBg"],
+    }
+    with FakeDns(records) as dns:
+        checks = {c["name"]: c for c in run_cli("dns", "check", "example.com", "--provider", "gmail",
+                                                 "--nameserver", dns.address, "--json").json()}
+        assert checks["spf"]["status"] == "ok"
+        assert checks["dkim"]["status"] == "ok" and checks["dkim"]["found"][0].startswith("google:")
+        assert checks["dmarc"]["status"] == "missing"
+        assert checks["dmarc"]["publish"] == '_dmarc.example.com. TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.com"'
+        human = run_cli("dns", "check", "example.org", "--provider", "microsoft", "--nameserver", dns.address)
+        assert "include:spf.protection.outlook.com" in human.out
+
+
+def test_doctor_warns_on_needs_reconnect(home: Path) -> None:
+    add_smtp_mailbox()
+    db = sqlite3.connect(home / "js2mail.db")
+    db.execute("UPDATE mailboxes SET status = 'needs_reconnect', status_detail = 'invalid_grant'")
+    db.commit()
+    result = run_cli("doctor", "--json")
+    assert result.code == 1
+    bad = [c for c in result.json() if c["status"] == "fail"]
+    assert bad and "invalid_grant" in bad[0]["detail"]
