@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import mimetypes
 import time
 from pathlib import Path
@@ -106,7 +107,7 @@ def tail(
                 if seen.get(m["id"]) != state:
                     seen[m["id"]] = state
                     if as_json:
-                        common.print_json(m)
+                        typer.echo(json.dumps(m))  # JSON lines: one object per change
                     else:
                         typer.echo("  ".join(str(v) for v in _row(m)))
             time.sleep(interval)
