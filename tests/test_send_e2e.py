@@ -187,7 +187,7 @@ def test_permanent_failure_fails_at_once(api: tuple[ServerProcess, httpx.Client]
     ({"to": "bob@example.org", "subject": "a\r\nBcc: victim@example.com", "text": "y"}, 422, "validation_error"),
     ({"to": "bob@example.org", "subject": "x", "text": "y", "from": "other@example.com"}, 422, "from_not_connected"),
     ({"to": "bob@example.org", "subject": "x", "text": "y", "headers": {"From": "a@b.c"}}, 422, "validation_error"),
-    ({"to": ["u%d@example.org" % i for i in range(51)], "subject": "x", "text": "y"}, 422, "validation_error"),
+    ({"to": [f"u{i}@example.org" for i in range(51)], "subject": "x", "text": "y"}, 422, "validation_error"),
     ({"to": "bob@example.org", "subject": "x", "text": "y", "idempotencyKey": ""}, 400, "invalid_idempotency_key"),
 ])
 def test_bad_requests_get_clear_4xx(api: tuple[ServerProcess, httpx.Client], payload: dict, status: int,
