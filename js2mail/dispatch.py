@@ -17,7 +17,7 @@ from typing import Any
 from js2mail import mail
 from js2mail.errors import CryptoError, ProviderError
 from js2mail.models import new_id
-from js2mail.providers.base import OutgoingMessage, Provider
+from js2mail.providers.base import OutgoingMessage, Provider, SendResult
 from js2mail.retry import next_attempt_at, next_utc_midnight, utc_day
 from js2mail.service import Context
 from js2mail.store import mailboxes as mailbox_rows
@@ -127,44 +127,44 @@ class Dispatcher:
         if self.stopping:
             await store.write(rows.record_deferred, msg_id, self.worker, clock.now(), "", clock.now())
             return
+        got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
+        if got is None:
+            await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
+            return
+        provider, mailbox = got
+        quota, day = mailbox["daily_quota"], utc_day(clock.now())
+        if quota and not await store.write(rows.reserve_quota, mailbox["id"], day, quota):
+            await store.write(rows.record_deferred, msg_id, self.worker, next_utc_midnight(clock.now()),
+                              f"daily quota of {quota} reached; deferred to the next window", clock.now())
+            return
         try:
-            got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
-            if got is None:
-                await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
-                return
-            provider, mailbox = got
-            quota = mailbox["daily_quota"]
-            if quota and store.read(rows.usage_today, mailbox["id"], utc_day(clock.now())) >= quota:
-                until = next_utc_midnight(clock.now())
-                await store.write(rows.record_deferred, msg_id, self.worker, until,
-                                  f"daily quota of {quota} reached; deferred to the next window", clock.now())
-                return
-            outgoing = self._build(msg_id, mailbox)
-            if outgoing is None:
-                await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
-                return
-            result = await asyncio.wait_for(provider.send(outgoing), self.cfg.send_timeout + 5)
+            result = await self._send(provider, mailbox, msg_id)
         except ProviderError as exc:
+            if quota:
+                await store.write(rows.release_quota, mailbox["id"], day)
             await self._failed(row, attempt, exc)
             return
+        if result is None:
+            await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
+            return
+        await store.write(rows.record_sent, msg_id, self.worker, attempt, result.response, clock.now())
+
+    async def _send(self, provider: Provider, mailbox: sqlite3.Row, msg_id: str) -> SendResult | None:
+        """One attempt; every failure comes back as a classified ProviderError."""
+        try:
+            outgoing = self._build(msg_id, mailbox)
+            if outgoing is None:
+                return None
+            return await asyncio.wait_for(provider.send(outgoing), self.cfg.send_timeout + 5)
+        except ProviderError:
+            raise
         except TimeoutError:
-            await self._failed(row, attempt, ProviderError("send timed out", code="timeout", retryable=True))
-            return
+            raise ProviderError("send timed out", code="timeout", retryable=True) from None
         except CryptoError as exc:
-            await store.write(rows.record_failed, msg_id, self.worker, attempt, exc.message, clock.now())
-            return
+            raise ProviderError(exc.message, code=exc.code, retryable=False) from None
         except Exception as exc:  # noqa: BLE001 - an unexpected provider bug must not kill the loop
             log.exception("unexpected error sending %s", msg_id)
-            await self._failed(row, attempt, ProviderError(f"{type(exc).__name__}: {exc}", code="unexpected",
-                                                           retryable=True))
-            return
-        now = clock.now()
-
-        def sent(conn: sqlite3.Connection) -> None:
-            if rows.record_sent(conn, msg_id, self.worker, attempt, result.response, now) and mailbox["daily_quota"]:
-                rows.count_usage(conn, mailbox["id"], utc_day(now))
-
-        await store.write(sent)
+            raise ProviderError(f"{type(exc).__name__}: {exc}", code="unexpected", retryable=True) from None
 
     def _build(self, msg_id: str, mailbox: sqlite3.Row) -> OutgoingMessage | None:
         sealed = self.ctx.store.read(rows.body_of, msg_id)

@@ -12,3 +12,12 @@ from js2mail.models import iso
 def event_body(*, event_id: str, type: str, created_at: float, data: Mapping[str, Any]) -> bytes:
     return json.dumps({"id": event_id, "type": type, "createdAt": iso(created_at), "data": data},
                       separators=(",", ":")).encode()
+
+
+EVENT_TYPES = ("mail.queued", "mail.sent", "mail.retrying", "mail.failed", "form.submitted")
+
+
+class EgressPolicy:  # placeholder
+    @classmethod
+    def from_config(cls, cfg: Any) -> EgressPolicy:
+        return cls()

@@ -76,7 +76,8 @@ def add_gmail(
         info = oauth_mailboxes.connect_gmail(ctx, workspace=workspace, address=address, client_secrets=client_secrets,
                                              port=port, open_browser=not no_browser, display_name=name,
                                              daily_quota=daily_quota, app=application,
-                                             echo=lambda s: typer.echo(s, err=True), prompt=typer.prompt)
+                                             echo=lambda s: typer.echo(s, err=True),
+                                             prompt=lambda t: typer.prompt(t, default="", show_default=False))
     _show(info, as_json, "Connected")
 
 

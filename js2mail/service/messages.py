@@ -192,7 +192,7 @@ def list_messages(ctx: Context, app_id: str | None, *, status: str | None = None
 
 
 async def cancel_message(ctx: Context, app_id: str | None, message_id: str) -> dict[str, Any]:
-    def run(conn: sqlite3.Connection) -> str | None:
+    def run(conn: sqlite3.Connection) -> tuple[str, bool] | None:
         owner = app_id
         if owner is None:
             row = rows.get(conn, None, message_id)
@@ -201,9 +201,10 @@ async def cancel_message(ctx: Context, app_id: str | None, message_id: str) -> d
             owner = row["application_id"]
         return rows.cancel(conn, owner, message_id, ctx.clock.now())
 
-    status = await ctx.store.write(run)
-    if status is None:
+    outcome = await ctx.store.write(run)
+    if outcome is None:
         raise NotFound(f"no message {message_id!r}", code="message_not_found")
-    if status != "cancelled":
+    status, changed = outcome
+    if not changed:
         raise Conflict(f"message {message_id} is already {status} and cannot be cancelled", code="not_cancellable")
     return get_message(ctx, app_id, message_id)

@@ -228,20 +228,20 @@ def fail_active_for_mailbox(conn: sqlite3.Connection, mailbox_id: str, error: st
     return len(rows)
 
 
-def cancel(conn: sqlite3.Connection, app_id: str, message_id: str, now: float) -> str | None:
-    """Cancel a message not yet sent; returns its status afterwards, None if unknown to this app."""
+def cancel(conn: sqlite3.Connection, app_id: str, message_id: str, now: float) -> tuple[str, bool] | None:
+    """Cancel a message not yet sent: (status afterwards, whether this call cancelled it); None if unknown."""
     row = conn.execute("SELECT status FROM messages WHERE id = ? AND application_id = ?", (message_id, app_id)).fetchone()
     if row is None:
         return None
     if row["status"] in TERMINAL:
-        return str(row["status"])
+        return str(row["status"]), False
     conn.execute(
         "UPDATE messages SET status = 'cancelled', updated_at = ?, next_attempt_at = NULL, claimed_by = NULL,"
         " lease_until = NULL WHERE id = ?",
         (now, message_id),
     )
     conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
-    return "cancelled"
+    return "cancelled", True
 
 
 MESSAGE_COLUMNS = """id, status, attempts, created_at, sent_at, next_attempt_at, last_error, recipient_domains,
@@ -283,12 +283,17 @@ def usage_today(conn: sqlite3.Connection, mailbox_id: str, day: str) -> int:
     return 0 if row is None else int(row["sent"])
 
 
-def count_usage(conn: sqlite3.Connection, mailbox_id: str, day: str) -> None:
-    conn.execute(
-        "INSERT INTO mailbox_usage (mailbox_id, day, sent) VALUES (?, ?, 1)"
-        " ON CONFLICT (mailbox_id, day) DO UPDATE SET sent = sent + 1",
-        (mailbox_id, day),
-    )
+def reserve_quota(conn: sqlite3.Connection, mailbox_id: str, day: str, quota: int) -> bool:
+    """Take one send from the mailbox's daily quota, atomically; False when it is used up."""
+    conn.execute("INSERT INTO mailbox_usage (mailbox_id, day, sent) VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
+                 (mailbox_id, day))
+    return conn.execute("UPDATE mailbox_usage SET sent = sent + 1 WHERE mailbox_id = ? AND day = ? AND sent < ?",
+                        (mailbox_id, day, quota)).rowcount == 1
+
+
+def release_quota(conn: sqlite3.Connection, mailbox_id: str, day: str) -> None:
+    conn.execute("UPDATE mailbox_usage SET sent = sent - 1 WHERE mailbox_id = ? AND day = ? AND sent > 0",
+                 (mailbox_id, day))
 
 
 def purge(conn: sqlite3.Connection, before: float) -> dict[str, int]:

@@ -1,0 +1,353 @@
+"""Validating a send request and building its MIME message. Pure: no I/O.
+
+Every header-bound value (subject, display names, addresses, custom headers, filenames,
+metadata) is refused when it holds a control character — CR, LF, NUL, \\x0b, \\x0c, the
+\\x1c-\\x1e separators, \\x85, \\u2028, \\u2029 and the rest of category Cc — trailing ones
+included, before any `EmailMessage` is built. The stdlib's own checks are a second line, not
+the first (CVE-2024-6923, gh-144125). Messages are built only through `EmailMessage` with
+`policy.SMTP`; never `set_raw` or compat32 on user data.
+"""
+
+from __future__ import annotations
+
+import binascii
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+import msgspec
+from email_validator import EmailNotValidError, validate_email
+
+from js2mail.errors import ValidationError
+
+MAX_SUBJECT = 998
+MAX_HEADER_VALUE = 998
+MAX_HEADERS = 50
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_FILENAME = 255
+MAX_ATTACHMENTS = 50
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext: printable ASCII except ':'
+NAMED = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]+)>\s*$')
+RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "sender",
+                    "mime-version", "return-path", "content-type", "content-transfer-encoding",
+                    "content-disposition", "content-id", "content-description"}
+BLOCKED_EXTENSIONS = {".ade", ".adp", ".apk", ".appx", ".bat", ".cab", ".chm", ".cmd", ".com", ".cpl", ".dll",
+                      ".dmg", ".exe", ".hta", ".ins", ".isp", ".iso", ".jar", ".js", ".jse", ".lib", ".lnk",
+                      ".mde", ".msc", ".msi", ".msix", ".msp", ".mst", ".nsh", ".pif", ".ps1", ".scr", ".sct",
+                      ".shb", ".sys", ".vb", ".vbe", ".vbs", ".vxd", ".wsc", ".wsf", ".wsh"}
+KNOWN_FIELDS = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments", "headers",
+                "metadata", "idempotencyKey", "scheduledAt"}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class MailRequest:
+    from_: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    reply_to: tuple[str, ...]
+    subject: str
+    text: str | None
+    html: str | None
+    attachments: tuple[Attachment, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    scheduled_at: float | None = None
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, where: str, code: str, message: str) -> None:
+        self.items.append({"field": where, "code": code, "message": message})
+
+
+def has_control(value: str) -> bool:
+    return CONTROL.search(value) is not None
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """("Display Name", "addr@example.com") from `addr` or `Name <addr>`; the address is validated."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("an address is required")
+    if has_control(value):
+        raise ValueError("contains a control character")
+    match = NAMED.match(value)
+    if match:
+        name = match.group(1) if match.group(1) is not None else match.group(2)
+        name = re.sub(r"\\(.)", r"\1", name or "").strip()
+        raw = match.group(3).strip()
+    else:
+        name, raw = "", value.strip()
+    if any(c in raw for c in '<>",;') or " " in raw:
+        raise ValueError("is not a single email address")
+    try:
+        address = validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return name, address
+
+
+def format_address(display_name: str, address: str) -> str:
+    if not display_name:
+        return address
+    if re.search(r'[()<>\[\]:;@\\,."]', display_name):
+        quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    return f"{display_name} <{address}>"
+
+
+def _addresses(value: Any, where: str, problems: _Problems, *, required: bool = False) -> tuple[str, ...]:
+    if value is None or value == [] or value == "":
+        if required:
+            problems.add(where, "required", f"at least one {where} address is required")
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        problems.add(where, "invalid_type", f"{where} must be a string or a list of strings")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(items):
+        spot = f"{where}[{i}]" if not isinstance(value, str) else where
+        if not isinstance(item, str):
+            problems.add(spot, "invalid_type", "must be a string")
+            continue
+        try:
+            out.append(format_address(*parse_mailbox(item)))
+        except ValueError as exc:
+            problems.add(spot, "invalid_address", f"{item[:100]!r} {exc}")
+    return tuple(out)
+
+
+def _text(payload: dict[str, Any], key: str, problems: _Problems) -> str | None:
+    value = payload.get(key)
+    if value is not None and not isinstance(value, str):
+        problems.add(key, "invalid_type", f"{key} must be a string")
+        return None
+    return value or None
+
+
+def _attachments(value: Any, problems: _Problems) -> tuple[Attachment, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add("attachments", "invalid_type", "attachments must be a list")
+        return ()
+    if len(value) > MAX_ATTACHMENTS:
+        problems.add("attachments", "too_many", f"at most {MAX_ATTACHMENTS} attachments")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        where = f"attachments[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str) \
+                or not isinstance(item.get("content"), str) or set(item) - {"filename", "content", "contentType"}:
+            problems.add(where, "invalid_type", "each attachment is {filename, content (base64), contentType?}")
+            continue
+        filename = item["filename"]
+        if not filename or len(filename) > MAX_FILENAME or has_control(filename) or any(c in filename for c in "/\\"):
+            problems.add(f"{where}.filename", "invalid_filename",
+                         "a filename without paths or control characters is required")
+            continue
+        ext = ("." + filename.rsplit(".", 1)[1].lower()) if "." in filename else ""
+        if ext in BLOCKED_EXTENSIONS:
+            problems.add(f"{where}.filename", "blocked_attachment", f"{ext} attachments are refused by mail providers")
+            continue
+        try:
+            content = binascii.a2b_base64(item["content"].encode("ascii"), strict_mode=True)
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            problems.add(f"{where}.content", "invalid_base64", "content must be standard base64")
+            continue
+        ctype = item.get("contentType") or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        if not isinstance(ctype, str) or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", ctype):
+            problems.add(f"{where}.contentType", "invalid_content_type", "contentType must look like type/subtype")
+            continue
+        out.append(Attachment(filename, content, ctype.lower()))
+    return tuple(out)
+
+
+def _headers(value: Any, problems: _Problems) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or len(value) > MAX_HEADERS:
+        problems.add("headers", "invalid_type", f"headers must be an object of at most {MAX_HEADERS} strings")
+        return ()
+    out = []
+    for name, val in value.items():
+        where = f"headers.{name[:40]}" if isinstance(name, str) else "headers"
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
+            problems.add(where, "invalid_header_name", "header names are printable ASCII without ':' or spaces")
+        elif name.lower() in RESERVED_HEADERS or name.lower().startswith("content-"):
+            problems.add(where, "reserved_header", f"{name} is set by js2mail and cannot be overridden")
+        elif not isinstance(val, str) or has_control(val) or len(val) > MAX_HEADER_VALUE:
+            problems.add(where, "invalid_header_value", "header values are strings without control characters")
+        else:
+            out.append((name, val))
+    return tuple(out)
+
+
+def _metadata(value: Any, problems: _Problems) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_METADATA_KEYS:
+        problems.add("metadata", "invalid_type", f"metadata must be an object of at most {MAX_METADATA_KEYS} strings")
+        return {}
+    out = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY or has_control(key):
+            problems.add("metadata", "invalid_metadata_key", f"keys are 1-{MAX_METADATA_KEY} characters, no controls")
+        elif not isinstance(val, str) or len(val) > MAX_METADATA_VALUE or has_control(val):
+            problems.add(f"metadata.{key}", "invalid_metadata_value",
+                         f"values are strings of at most {MAX_METADATA_VALUE} characters, no controls")
+        else:
+            out[key] = val
+    return out
+
+
+def _scheduled(value: Any, problems: _Problems) -> float | None:
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValueError
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        problems.add("scheduledAt", "invalid_datetime", "scheduledAt must be ISO 8601, e.g. 2026-06-01T09:00:00Z")
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequest:
+    """A validated, normalized request, or one ValidationError listing every problem."""
+    if not isinstance(payload, dict):
+        raise ValidationError("the request body must be a JSON object", details=[
+            {"field": "", "code": "invalid_type", "message": "expected an object"}])
+    problems = _Problems()
+    for key in payload:
+        if key not in KNOWN_FIELDS:
+            problems.add(str(key)[:60], "unknown_field", "not a field of /v1/send")
+    from_ = payload.get("from")
+    if from_ is not None:
+        if not isinstance(from_, str):
+            problems.add("from", "invalid_type", "from must be a string")
+            from_ = None
+        else:
+            try:
+                from_ = format_address(*parse_mailbox(from_))
+            except ValueError as exc:
+                problems.add("from", "invalid_address", f"{from_[:100]!r} {exc}")
+                from_ = None
+    to = _addresses(payload.get("to"), "to", problems, required=True)
+    cc = _addresses(payload.get("cc"), "cc", problems)
+    bcc = _addresses(payload.get("bcc"), "bcc", problems)
+    reply_to = _addresses(payload.get("replyTo"), "replyTo", problems)
+    if len(to) + len(cc) + len(bcc) > max_recipients:
+        problems.add("to", "too_many_recipients", f"at most {max_recipients} recipients in to, cc and bcc together")
+    subject = payload.get("subject")
+    if not isinstance(subject, str) or not subject.strip():
+        problems.add("subject", "required", "subject is required")
+        subject = ""
+    elif has_control(subject):
+        problems.add("subject", "control_character", "subject may not contain control characters or line breaks")
+    elif len(subject) > MAX_SUBJECT:
+        problems.add("subject", "too_long", f"subject is at most {MAX_SUBJECT} characters")
+    text, html = _text(payload, "text", problems), _text(payload, "html", problems)
+    if text is None and html is None:
+        problems.add("text", "required", "give text, html or both")
+    request = MailRequest(
+        from_=from_, to=to, cc=cc, bcc=bcc, reply_to=reply_to, subject=subject, text=text, html=html,
+        attachments=_attachments(payload.get("attachments"), problems), headers=_headers(payload.get("headers"),
+                                                                                         problems),
+        metadata=_metadata(payload.get("metadata"), problems), scheduled_at=_scheduled(payload.get("scheduledAt"),
+                                                                                        problems),
+    )
+    if problems.items:
+        first = problems.items[0]
+        more = f" (and {len(problems.items) - 1} more)" if len(problems.items) > 1 else ""
+        raise ValidationError(f"{first['field']}: {first['message']}{more}", details=problems.items)
+    return request
+
+
+def estimated_size(req: MailRequest) -> int:
+    """About the raw RFC 5322 size: bodies plus base64-expanded attachments plus headers."""
+    body = len((req.text or "").encode()) + len((req.html or "").encode())
+    attached = sum(len(a.content) * 4 // 3 + len(a.content) // 38 + 300 for a in req.attachments)
+    heads = 1000 + sum(len(v) for v in (*req.to, *req.cc, *req.bcc, *req.reply_to, req.subject))
+    return int(body * 1.05) + attached + heads
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(MailRequest)
+
+
+def serialize(req: MailRequest) -> bytes:
+    return _encoder.encode(req)
+
+
+def deserialize(data: bytes) -> MailRequest:
+    return _decoder.decode(data)
+
+
+def envelope_recipients(req: MailRequest) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for value in (*req.to, *req.cc, *req.bcc):
+        seen.setdefault(parse_mailbox(value)[1], None)
+    return tuple(seen)
+
+
+def recipient_domains(req: MailRequest) -> list[str]:
+    return sorted({addr.rsplit("@", 1)[1].lower() for addr in envelope_recipients(req)})
+
+
+def _address_objects(values: tuple[str, ...]) -> list[Address]:
+    out = []
+    for value in values:
+        name, addr = parse_mailbox(value)
+        out.append(Address(display_name=name, addr_spec=addr))
+    return out
+
+
+def make_message_id(domain: str) -> str:
+    return make_msgid(idstring="js2mail", domain=domain)
+
+
+def build_email(req: MailRequest, *, from_header: str, message_id: str, date: float) -> EmailMessage:
+    msg = EmailMessage(policy=policy.SMTP)
+    name, addr = parse_mailbox(from_header)
+    msg["From"] = Address(display_name=name, addr_spec=addr)
+    for header, values in (("To", req.to), ("Cc", req.cc), ("Bcc", req.bcc), ("Reply-To", req.reply_to)):
+        if values:
+            msg[header] = _address_objects(values)
+    msg["Subject"] = req.subject
+    msg["Date"] = format_datetime(datetime.fromtimestamp(date, UTC))
+    msg["Message-ID"] = message_id
+    for header, value in req.headers:
+        msg[header] = value
+    if req.text is not None:
+        msg.set_content(req.text)
+        if req.html is not None:
+            msg.add_alternative(req.html, subtype="html")
+    else:
+        msg.set_content(req.html or "", subtype="html")
+    for att in req.attachments:
+        maintype, _, subtype = att.content_type.partition("/")
+        msg.add_attachment(att.content, maintype=maintype, subtype=subtype, filename=att.filename)
+    return msg
