@@ -61,6 +61,11 @@ DONE_PAGE = (
 )
 
 
+def _print(text: str) -> None:
+    """print, flushed: the person must see the address before the flow blocks on the browser."""
+    print(text, flush=True)
+
+
 class OAuthFlowError(Js2MailError):
     kind = "oauth"
     code = "oauth_failed"
@@ -302,7 +307,7 @@ def connect_gmail(
     config: GoogleConfig,
     port: int = 0,
     open_browser: bool = True,
-    echo: Echo = print,
+    echo: Echo = _print,
     prompt: Callable[[str], str] = input,
     browser: Browser | None = None,
     timeout: float = 300.0,
@@ -408,7 +413,7 @@ def connect_microsoft(
     tenant: str = "common",
     config: MicrosoftConfig,
     device_code: bool = False,
-    echo: Echo = print,
+    echo: Echo = _print,
     open_browser: bool = True,
     msal_http_client: object | None = None,
     port: int = 0,

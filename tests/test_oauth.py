@@ -401,3 +401,43 @@ def test_microsoft_with_explicit_http_client(ms: FakeMicrosoft, monkeypatch: pyt
         msal_http_client=ms.requests_session(),
     )
     assert grant.address == ms.username
+
+
+def test_gmail_paste_flow_in_a_real_terminal_process(
+    google: FakeGoogle, secrets_file: str, tmp_path: Path
+) -> None:
+    """Default print/input over pipes, endpoints from the environment, as a CLI process runs it."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from js2mail.config import load_settings; from js2mail.oauth import connect_gmail\n"
+        f"config = load_settings({str(tmp_path)!r}).providers.google\n"
+        f"g = connect_gmail({secrets_file!r}, config=config, open_browser=False)\n"
+        "print('REFRESH=' + g.refresh_token, flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, **google.env(), "JS2MAIL_HOME": str(tmp_path)},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        auth_url = ""
+        while not auth_url:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            if "/o/oauth2/auth?" in line:
+                auth_url = line.strip()
+        proc.stdin.write(browse(auth_url, follow=False).headers["Location"] + "\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert any(f"REFRESH={token}" in out for token in google.refresh_tokens)

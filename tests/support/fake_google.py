@@ -310,6 +310,17 @@ class FakeGoogle(FakeServer):
             api_base=self.base_url,
         )
 
+    def env(self) -> dict[str, str]:
+        """Environment for a `js2mail` subprocess (serve, mailboxes add) to use this fake."""
+        config = self.config
+        return {
+            "JS2MAIL_PROVIDERS_GOOGLE_TOKEN_URI": config.token_uri,
+            "JS2MAIL_PROVIDERS_GOOGLE_AUTH_URI": config.auth_uri,
+            "JS2MAIL_PROVIDERS_GOOGLE_API_BASE": config.api_base,
+            "SSL_CERT_FILE": ca_file(),
+            "REQUESTS_CA_BUNDLE": ca_file(),
+        }
+
     def client_config(self, kind: str = "installed") -> dict[str, Any]:
         """Google's client-secrets JSON, as the Cloud console downloads it (endpoints are Google's)."""
         return {

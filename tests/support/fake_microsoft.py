@@ -112,6 +112,15 @@ class FakeMicrosoft(FakeServer):
     def config(self) -> MicrosoftConfig:
         return MicrosoftConfig(authority=self.base_url, graph_base=f"{self.base_url}/v1.0")
 
+    def env(self) -> dict[str, str]:
+        """Environment for a `js2mail` subprocess (serve, mailboxes add) to use this fake."""
+        return {
+            "JS2MAIL_PROVIDERS_MICROSOFT_AUTHORITY": self.config.authority,
+            "JS2MAIL_PROVIDERS_MICROSOFT_GRAPH_BASE": self.config.graph_base,
+            "SSL_CERT_FILE": ca_file(),
+            "REQUESTS_CA_BUNDLE": ca_file(),
+        }
+
     def authority(self, tenant: str = "common") -> str:
         return f"{self.base_url}/{tenant}"
 
