@@ -77,7 +77,7 @@ def add_gmail(
                                              port=port, open_browser=not no_browser, display_name=name,
                                              daily_quota=daily_quota, app=application,
                                              echo=lambda s: typer.echo(s, err=True),
-                                             prompt=lambda t: typer.prompt(t, default="", show_default=False))
+                                             prompt=lambda t: typer.prompt(t, default="", show_default=False, err=True))
     _show(info, as_json, "Connected")
 
 
