@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
-import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "cancelled")
-_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def new_id(prefix: str, length: int = 20) -> str:
-    return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """`prefix_` + `length` base32 characters (5 bits each) from the OS's CSPRNG."""
+    return f"{prefix}_" + base64.b32encode(secrets.token_bytes(length * 5 // 8 + 1)).decode()[:length].lower()
 
 
 def iso(ts: float | None) -> str | None:

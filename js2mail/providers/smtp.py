@@ -128,7 +128,7 @@ class SmtpProvider:
             if time.monotonic() - since > IDLE_CHECK_AFTER:
                 try:
                     await client.noop()
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                except (TimeoutError, aiosmtplib.SMTPException, OSError):
                     client.close()
                     continue
             return client
@@ -178,7 +178,7 @@ class SmtpProvider:
     async def _quit(client: aiosmtplib.SMTP) -> None:
         try:
             await asyncio.wait_for(client.quit(), 5)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             client.close()
 
     async def close(self) -> None:

@@ -108,7 +108,7 @@ async def enqueue_request(
     now = ctx.clock.now()
     if key is not None:
         assert fp is not None
-        claim = await ctx.store.write(rows.claim_idempotency, workspace_id, app_id, key, fp, now, IDEMPOTENCY_LEASE)
+        claim = await ctx.store.write_early(rows.claim_idempotency, workspace_id, app_id, key, fp, now, IDEMPOTENCY_LEASE)
         if claim.state == "replay":
             return SendOutcome(claim.response_status or 202, json.loads(claim.response_body or "{}"), replayed=True)
         if claim.state == "mismatch":
@@ -126,7 +126,7 @@ async def enqueue_request(
             scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
             size=size, payload=sealed,
         )
-        record = (key, 202, json.dumps(body)) if key is not None else None
+        record = (key, 202, json.dumps(body), fp) if key is not None and fp is not None else None
         event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
         await ctx.store.write(rows.enqueue, new, now, record, event)
     except BaseException:
@@ -134,7 +134,7 @@ async def enqueue_request(
             await ctx.store.write(rows.release_idempotency, workspace_id, app_id, key)
         raise
     runtime = ctx.extras.get("runtime")
-    if runtime is not None:
+    if runtime is not None and (req.scheduled_at is None or req.scheduled_at <= now):
         runtime.kick()
     return SendOutcome(202, body)
 

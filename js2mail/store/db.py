@@ -1,10 +1,17 @@
 """SQLite connections and the single write path.
 
-Every write runs on one writer thread. Concurrent jobs (HTTP requests, the dispatcher, the webhook
-worker) are grouped into one transaction — *group commit* — each job inside its own SAVEPOINT so a
-failing job rolls back alone. One fsync then covers the whole group, nobody ever sees "database is
-locked" from a sibling, and WAL checkpoints run on the writer thread instead of stalling the event
-loop. Reads use a per-thread connection in autocommit mode: cheap indexed lookups only.
+One write connection per process. In `serve`, writes are *group-committed*: the statements of
+every `await store.write(fn)` waiting at a flush run on the event loop in one transaction (each
+job inside its own SAVEPOINT, so a failing job rolls back alone), then only the COMMIT — the
+fsync, which releases the GIL — runs on a committer thread. Writes arriving meanwhile queue for
+the next batch, so one fsync covers many requests, and no writer thread fights the loop for the
+GIL on a small machine. `write_early` hands its result back as soon as the statements ran
+(visible to every later write, committed with its batch) for work whose loss in a crash is
+harmless, such as claiming an idempotency key. Synchronous callers (the CLI, handlers running in
+a worker thread) take the same connection under a lock with a transaction of their own, so HTTP
+handlers and the scheduler never race for SQLite's lock. WAL checkpoints run on a small
+background thread with its own connection, never stalling the loop. Reads use a per-thread
+connection in autocommit mode: cheap indexed lookups only.
 """
 
 from __future__ import annotations
@@ -12,10 +19,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +28,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-MAX_BATCH = 512
-CHECKPOINT_EVERY = 1.0  # seconds between passive WAL checkpoints on the writer
+CHECKPOINT_EVERY = 1.0  # seconds between passive WAL checkpoints while writes happen
 
 
 @dataclass
@@ -32,7 +36,8 @@ class _Job:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    future: concurrent.futures.Future[Any]
+    future: asyncio.Future[Any] | None
+    early: bool = False
 
 
 class Store:
@@ -45,10 +50,14 @@ class Store:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._closed = False
+        self._wconn: sqlite3.Connection | None = None
+        self._wlock = threading.Lock()
+        self._pending: dict[int, list[_Job]] = {}  # per event loop
+        self._committing: set[int] = set()
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="js2mail-commit")
+        self._dirty = threading.Event()
+        self._closed = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     # connections -------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -59,7 +68,7 @@ class Store:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints, see _maybe_checkpoint
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it, off the loop
         conn.execute("PRAGMA journal_size_limit = 67108864")
         return conn
 
@@ -81,28 +90,69 @@ class Store:
                 self._readers.append(conn)
         return conn
 
+    def _writer(self) -> sqlite3.Connection:
+        if self._closed.is_set():
+            raise RuntimeError("store is closed")
+        if self._wconn is None:
+            self._wconn = self.connect()
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="js2mail-checkpoint",
+                                                  daemon=True)
+            self._checkpointer.start()
+        return self._wconn
+
     # public API --------------------------------------------------------------------------
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(self._reader(), *args, **kwargs)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.wrap_future(self._submit(fn, args, kwargs))
+        """Run `fn(conn, ...)` in the transaction shared by this loop iteration's writes."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(loop, _Job(fn, args, kwargs, future))
+        return await future
+
+    async def write_early(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like `write`, but answer once the statements ran, before the batch's fsync."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(loop, _Job(fn, args, kwargs, future, early=True))
+        return await future
 
     def write_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return self._submit(fn, args, kwargs).result()
+        """Run `fn(conn, ...)` in a transaction of its own (CLI, worker threads)."""
+        with self._wlock:
+            conn = self._writer()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args, **kwargs)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        self._dirty.set()
+        return result
 
-    def write_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        """Queue a write nobody waits for (bookkeeping such as last-used times)."""
-        return self._submit(fn, args, kwargs)
+    def write_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """A write nobody waits for (bookkeeping such as last-used times)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_sync(fn, *args, **kwargs)
+            return
+        self._enqueue(loop, _Job(fn, args, kwargs, None))
 
     def close(self) -> None:
-        with self._start_lock:
-            self._closed = True
-            thread = self._thread
-            self._thread = None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout=30)
+        self._closed.set()
+        self._dirty.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=10)
+        self._committer.shutdown(wait=True)
+        with self._wlock:
+            if self._wconn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._wconn.close()
+                self._wconn = None
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
@@ -110,80 +160,88 @@ class Store:
             self._readers.clear()
         self._local = threading.local()
 
-    # the writer --------------------------------------------------------------------------
-    def _submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        with self._start_lock:
-            if self._closed:
-                raise RuntimeError("store is closed")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="js2mail-writer", daemon=True)
-                self._thread.start()
-        self._queue.put(_Job(fn, args, kwargs, future))
-        return future
+    # group commit on the loop -----------------------------------------------------------
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        key = id(loop)
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = [job]
+            if key not in self._committing:
+                loop.call_soon(self._flush, loop)
+        else:
+            pending.append(job)
 
-    def _run(self) -> None:
-        conn = self.connect()
-        last_checkpoint = time.monotonic()
-        stop = False
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        key = id(loop)
+        batch = self._pending.pop(key, [])
+        if not batch:
+            return
+        self._wlock.acquire()
         try:
-            while not stop:
-                job = self._queue.get()
-                if job is None:
-                    break
-                batch = [job]
-                while len(batch) < MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
-                self._run_batch(conn, batch)
-                now = time.monotonic()
-                if now - last_checkpoint >= CHECKPOINT_EVERY or (stop or self._queue.empty()) and now - last_checkpoint > 0.2:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    last_checkpoint = now
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
-        if not live:
+            conn = self._writer()
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, RuntimeError) as exc:
+            self._wlock.release()
+            self._settle([(job, None, exc) for job in batch])
             return
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for job in live:
-                job.future.set_exception(exc)
-            return
-        for job in live:
+        for job in batch:
             conn.execute("SAVEPOINT job")
             try:
                 result = job.fn(conn, *job.args, **job.kwargs)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller through its future
+            except Exception as exc:  # noqa: BLE001 - handed to the caller through its future
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 outcomes.append((job, None, exc))
             else:
                 conn.execute("RELEASE job")
                 outcomes.append((job, result, None))
+        self._settle([o for o in outcomes if o[0].early])
+        self._committing.add(key)
+        done = loop.run_in_executor(self._committer, self._commit, conn)
+        done.add_done_callback(lambda f: self._committed(loop, f, [o for o in outcomes if not o[0].early]))
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """On the committer thread: the fsync happens here, with the GIL released."""
         try:
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            for job in live:
-                job.future.set_exception(exc)
-            return
+            raise
+        finally:
+            self._wlock.release()
+
+    def _committed(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None],
+                   outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        self._committing.discard(id(loop))
+        self._dirty.set()
+        error = done.exception()
+        self._settle(outcomes if error is None else [(job, None, error) for job, _, _ in outcomes])
+        if self._pending.get(id(loop)):
+            self._flush(loop)
+
+    @staticmethod
+    def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         for job, result, error in outcomes:
+            if job.future is None or job.future.done():
+                continue
             if error is None:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(error)
+
+    # checkpoints off the loop ------------------------------------------------------------
+    def _checkpoint_loop(self) -> None:
+        conn = self.connect()
+        try:
+            while not self._closed.is_set():
+                self._dirty.wait()
+                if self._closed.is_set():
+                    break
+                self._dirty.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._closed.wait(CHECKPOINT_EVERY)
+        finally:
+            conn.close()

@@ -78,7 +78,7 @@ def enqueue(
     conn: sqlite3.Connection,
     msg: NewMessage,
     now: float,
-    idempotency: tuple[str, int, str] | None = None,  # (key, status, body) to record with the message
+    idempotency: tuple[str, int, str, bytes] | None = None,  # (key, status, body, fingerprint) to record
     extra_event: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     due = max(now, msg.scheduled_at or now)
@@ -90,12 +90,14 @@ def enqueue(
          json.dumps(msg.recipient_domains), json.dumps(msg.metadata), msg.size),
     )
     conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
-    if idempotency is not None:
-        key, status, body = idempotency
+    if idempotency is not None:  # an upsert: the claim may have been lost with a failed batch
+        key, status, body, fingerprint = idempotency
         conn.execute(
-            "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, claimed_until = NULL"
-            " WHERE workspace_id = ? AND application_id = ? AND key = ?",
-            (status, body, msg.workspace_id, msg.application_id, key),
+            "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, response_status,"
+            " response_body, created_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO UPDATE SET"
+            " state = 'done', response_status = excluded.response_status, response_body = excluded.response_body,"
+            " claimed_until = NULL",
+            (msg.workspace_id, msg.application_id, key, fingerprint, status, body, now),
         )
     data = event_data(msg.id, "queued", 0, None, msg.recipient_domains, msg.metadata)
     events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type="mail.queued", data=data, now=now)
