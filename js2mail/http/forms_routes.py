@@ -131,14 +131,14 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
     if json_mode:
         return Response(forms.JSON_OK, status_code=200, headers=cors, media_type=MediaType.JSON)
     target = forms.redirect_target(next_url=submission.next_url, form_redirect=form.row["redirect_url"],
-                                   allowed_origins=form.origins,
+                                   allowed_origins=form.origins, request_origin=origin,
                                    thank_you_url=f"{ctx.settings.public_url}/f/{public_id}/thanks")
     return Response(None, status_code=303, headers={**cors, "Location": target})
 
 
 @get("/f/{public_id:str}/thanks", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
 def form_thanks(request: Request[Any, Any, Any]) -> str:
-    return forms.thank_you_page(back_url=None)
+    return forms.thank_you_page(back_url=request.headers.get("referer"))
 
 
 class FormCreate(msgspec.Struct):
