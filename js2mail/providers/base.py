@@ -29,7 +29,11 @@ class SendResult:
 
 class Provider(Protocol):
     kind: str  # "smtp" | "gmail" | "microsoft"
-    max_message_bytes: int  # raw RFC 5322 size limit this provider accepts
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Raw RFC 5322 size limit this provider accepts."""
+        ...
 
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
