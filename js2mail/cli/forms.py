@@ -86,7 +86,7 @@ def snippet(
     ajax: Annotated[bool, typer.Option("--ajax", help="Submit with fetch and show the result inline.")] = False,
 ) -> None:
     """Print an HTML form wired to the endpoint."""
-    from js2mail import snippets
+    import js2mail.snippets as snippets
     from js2mail.errors import ValidationError
     from js2mail.service import forms
 
@@ -104,7 +104,7 @@ def prompt(
     platform: Annotated[str, typer.Option("--platform", help="lovable, bolt, v0, cursor or generic.")] = "generic",
 ) -> None:
     """Print a copy-paste prompt that tells an AI site builder how to wire the form."""
-    from js2mail import snippets
+    import js2mail.snippets as snippets
     from js2mail.errors import ValidationError
     from js2mail.service import forms
 
@@ -119,7 +119,7 @@ def api_snippet(
     lang: Annotated[str, typer.Option("--lang", help="curl, python, node, php, go or ruby.")] = "curl",
 ) -> None:
     """Print a copy-paste example of POST /v1/send in a language."""
-    from js2mail import snippets
+    import js2mail.snippets as snippets
     from js2mail.errors import ValidationError
 
     if lang not in snippets.LANGS:

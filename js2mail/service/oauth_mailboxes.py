@@ -17,7 +17,7 @@ def connect_gmail(ctx: Context, *, workspace: str, address: str, client_secrets:
                   open_browser: bool = True, display_name: str | None = None, daily_quota: int | None = None,
                   app: str | None = None, echo: Callable[[str], None] = print,
                   prompt: Callable[[str], str] = input) -> dict[str, Any]:
-    from js2mail import oauth
+    import js2mail.oauth as oauth
 
     grant = oauth.connect_gmail(client_secrets, config=ctx.settings.providers.google, port=port,
                                 open_browser=open_browser, echo=echo, prompt=prompt)
@@ -33,7 +33,7 @@ def connect_microsoft(ctx: Context, *, workspace: str, client_id: str, tenant: s
                       daily_quota: int | None = None, app: str | None = None,
                       echo: Callable[[str], None] = print, open_browser: bool = True,
                       msal_http_client: object | None = None) -> dict[str, Any]:
-    from js2mail import oauth
+    import js2mail.oauth as oauth
     from js2mail.errors import ValidationError
 
     grant = oauth.connect_microsoft(client_id, tenant=tenant, config=ctx.settings.providers.microsoft,
