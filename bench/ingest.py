@@ -81,10 +81,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--synchronous", default="FULL", help="[database] synchronous for js2mail: FULL or NORMAL")
     args = parser.parse_args()
     started = time.monotonic()
-    home, key = prepare()
-    report("Ingest, empty database", measure(home, key, duration=args.duration, conns=args.conns, runs=args.runs))
+    home, key = prepare(CONFIG + f'[database]\nsynchronous = "{args.synchronous}"\n')
+    report(f"Ingest, empty database, synchronous={args.synchronous}",
+           measure(home, key, duration=args.duration, conns=args.conns, runs=args.runs))
     print(f"(took {time.monotonic() - started:.0f}s)")
 
 

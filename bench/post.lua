@@ -3,8 +3,9 @@ local counter = 0
 local key = os.getenv("JS2MAIL_BENCH_KEY") or "none"
 local run = os.getenv("JS2MAIL_BENCH_RUN") or tostring(os.time())
 local filler = string.rep("Lorem ipsum dolor sit amet. ", 28)
-local body = '{"to":"bench@example.org","subject":"Benchmark message","text":"' .. filler ..
-             '","scheduledAt":"2999-01-01T00:00:00Z"}'
+local body_head = '{"to":"customer'
+local body_tail = '@example.org","subject":"Benchmark message","text":"' .. filler ..
+                  '","scheduledAt":"2999-01-01T00:00:00Z"}'
 
 request = function()
   counter = counter + 1
@@ -12,5 +13,5 @@ request = function()
     ["Content-Type"] = "application/json",
     ["X-Api-Key"] = key,
     ["Idempotency-Key"] = run .. "-" .. counter,
-  }, body)
+  }, body_head .. counter .. body_tail)  -- a different recipient each time, as in real traffic
 end

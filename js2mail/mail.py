@@ -306,11 +306,13 @@ def deserialize(data: bytes) -> MailRequest:
     return _decoder.decode(data)
 
 
+def bare_address(value: str) -> str:
+    """The address inside a value this module normalized (`addr` or `Name <addr>`), without re-validating."""
+    return value[value.rindex("<") + 1 : -1] if value.endswith(">") else value
+
+
 def envelope_recipients(req: MailRequest) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for value in (*req.to, *req.cc, *req.bcc):
-        seen.setdefault(parse_mailbox(value)[1], None)
-    return tuple(seen)
+    return tuple(dict.fromkeys(bare_address(v) for v in (*req.to, *req.cc, *req.bcc)))
 
 
 def recipient_domains(req: MailRequest) -> list[str]:
