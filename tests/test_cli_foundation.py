@@ -88,3 +88,11 @@ def test_loose_key_file_is_refused(home: Path) -> None:
     os.chmod(home / "master.key", 0o644)
     result = run_cli("keys", "list")
     assert result.code == 1 and "chmod 600" in result.err
+
+
+def test_usage_errors_are_click_messages_with_exit_code_2(home: Path) -> None:
+    missing = run_cli("keys", "create")
+    assert missing.code == 2 and "Missing option" in missing.err and "Traceback" not in missing.err
+    assert run_cli("nonsense").code == 2
+    as_json = run_cli("keys", "create", "--json")
+    assert as_json.code == 2 and as_json.json()["error"]["code"] == "usage_error"

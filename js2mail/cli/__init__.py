@@ -7,7 +7,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from js2mail import __version__
@@ -93,28 +92,34 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=sys.argv[1:], prog_name="js2mail", standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.stderr.write("Aborted.\n")
-        sys.exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        if as_json:
-            common.print_json({"error": {"code": "usage_error", "message": exc.format_message()}})
-        else:
-            exc.show()
-        sys.exit(exc.exit_code)
     except Js2MailError as exc:
         _fail(exc.to_dict(), as_json)
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        _click_exit(exc, as_json)  # typer vendors its own click: recognise its exceptions by shape
         if os.environ.get("JS2MAIL_DEBUG"):
             raise
         _fail({"code": "internal_error", "message": f"{type(exc).__name__}: {exc}",
                "hint": "set JS2MAIL_DEBUG=1 for a traceback, and please report it"}, as_json)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _click_exit(exc: Exception, as_json: bool) -> None:
+    """Usage errors, aborts and exits from click (or typer's vendored copy of it)."""
+    name = type(exc).__name__
+    if name == "Abort":
+        sys.stderr.write("Aborted.\n")
+        sys.exit(130)
+    if name == "Exit":
+        sys.exit(getattr(exc, "exit_code", 0))
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and hasattr(exc, "show"):
+        if as_json:
+            common.print_json({"error": {"code": "usage_error", "message": exc.format_message()}})
+        else:
+            exc.show()
+        sys.exit(exc.exit_code)
 
 
 def _fail(error: dict[str, str], as_json: bool) -> None:
