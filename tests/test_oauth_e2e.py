@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.fake_google import FakeGoogle, browse
 from tests.support.fake_microsoft import FakeMicrosoft
-from tests.support.server import REPO, ServerProcess, cli_env
+from tests.support.server import REPO, ServerProcess, cli_env, wait_status
 
 
 @pytest.fixture
@@ -37,14 +36,6 @@ def js2mail_process(home: Path, env: dict[str, str], *args: str) -> subprocess.P
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_status(client: httpx.Client, message_id: str, wanted: set[str], timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/messages/{message_id}").json()
-        if body["status"] in wanted:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"{message_id} never reached {wanted}: {body}")
 
 
 def test_gmail_connect_send_and_dead_grant(home: Path, google: FakeGoogle, tmp_path: Path) -> None:

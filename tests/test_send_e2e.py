@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_status
 from tests.support.smtp_server import SmtpServer
 
 USER, PASSWORD = "shop@example.com", "correct horse battery"
@@ -47,14 +47,6 @@ def api(home: Path, smtp: SmtpServer) -> Iterator[tuple[ServerProcess, httpx.Cli
         yield server, client
 
 
-def wait_status(client: httpx.Client, message_id: str, wanted: set[str], timeout: float = 15) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/v1/messages/{message_id}").json()
-        if body["status"] in wanted:
-            return body
-        time.sleep(0.1)
-    raise AssertionError(f"{message_id} never reached {wanted}: {body}")
 
 
 def test_send_delivers_the_right_mime_and_wipes_the_body(api: tuple[ServerProcess, httpx.Client], smtp: SmtpServer,

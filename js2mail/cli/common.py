@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug (created if missing).")]
 AppOpt = Annotated[str, typer.Option("--app", "-a", help="Application slug (created if missing).")]
+WorkspaceFilter = Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")]
+AppFilter = Annotated[str | None, typer.Option("--app", "-a", help="Only this application.")]
 
 
 class State:

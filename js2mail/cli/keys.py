@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from js2mail.cli import common
-from js2mail.cli.common import AppOpt, JsonOpt, WorkspaceOpt
+from js2mail.cli.common import AppFilter, AppOpt, JsonOpt, WorkspaceFilter, WorkspaceOpt
 
 app = typer.Typer(help="Create, list, revoke and rotate API keys.", no_args_is_help=True)
 
@@ -38,8 +38,8 @@ def create(
 
 @app.command("list")
 def list_(
-    workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
-    application: Annotated[str | None, typer.Option("--app", "-a")] = None,
+    workspace: WorkspaceFilter = None,
+    application: AppFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List keys: prefix, scope, created, last used, revoked. Never the secret."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from js2mail.cli import common
-from js2mail.cli.common import JsonOpt, WorkspaceOpt
+from js2mail.cli.common import JsonOpt, WorkspaceFilter, WorkspaceOpt
 
 app = typer.Typer(help="Connect and manage the mailboxes mail is sent through.", no_args_is_help=True)
 add_app = typer.Typer(help="Connect a mailbox.", no_args_is_help=True)
@@ -106,7 +106,7 @@ def add_microsoft(
 
 @app.command("list")
 def list_(
-    workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None, as_json: JsonOpt = False
+    workspace: WorkspaceFilter = None, as_json: JsonOpt = False
 ) -> None:
     """List mailboxes with their status (needs_reconnect shows here)."""
     from js2mail.service import mailboxes

@@ -12,12 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from js2mail.cli import common
-from js2mail.cli.common import JsonOpt
+from js2mail.cli.common import AppFilter, JsonOpt, WorkspaceFilter
 
 app = typer.Typer(help="Inspect the queue and the send log.", no_args_is_help=True)
 
-WsFilter = Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace's application.")]
-AppFilter = Annotated[str | None, typer.Option("--app", "-a", help="Only this application.")]
 COLUMNS = ["id", "status", "attempts", "created", "sent", "next attempt", "domains", "last error"]
 
 
@@ -43,7 +41,7 @@ def _app_id(ctx: Any, workspace: str | None, application: str | None) -> str | N
 
 @app.command("list")
 def list_(
-    workspace: WsFilter = None,
+    workspace: WorkspaceFilter = None,
     application: AppFilter = None,
     status: Annotated[str | None, typer.Option("--status", help="queued, sending, retrying, sent, failed, cancelled")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
@@ -87,7 +85,7 @@ def cancel(message_id: str, as_json: JsonOpt = False) -> None:
 
 @app.command("tail")
 def tail(
-    workspace: WsFilter = None,
+    workspace: WorkspaceFilter = None,
     application: AppFilter = None,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 1.0,
     duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,

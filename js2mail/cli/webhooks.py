@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from js2mail.cli import common
-from js2mail.cli.common import AppOpt, JsonOpt, WorkspaceOpt
+from js2mail.cli.common import AppFilter, AppOpt, JsonOpt, WorkspaceFilter, WorkspaceOpt
 
 app = typer.Typer(help="Signed webhooks that tell your app what happened to its mail.", no_args_is_help=True)
 IdArg = Annotated[str, typer.Argument(help="The endpoint id (whk_...).")]
@@ -42,8 +42,8 @@ def add(
 
 @app.command("list")
 def list_(
-    workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
-    application: Annotated[str | None, typer.Option("--app", "-a")] = None,
+    workspace: WorkspaceFilter = None,
+    application: AppFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List endpoints (never their secrets)."""

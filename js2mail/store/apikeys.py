@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from js2mail.store.scoped import scoped_rows
+
 KEY_COLUMNS = """k.id, k.prefix, k.secret_hash, k.name, k.created_at, k.last_used_at, k.revoked_at,
     k.replaced_by, k.workspace_id, k.application_id, w.slug AS workspace, a.slug AS application"""
 KEY_FROM = """api_keys k JOIN workspaces w ON w.id = k.workspace_id
@@ -36,15 +38,8 @@ def by_prefix(conn: sqlite3.Connection, prefix: str) -> sqlite3.Row | None:
 
 
 def listing(conn: sqlite3.Connection, workspace: str | None, application: str | None) -> list[sqlite3.Row]:
-    sql = f"SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE 1=1"
-    params: list[str] = []
-    if workspace:
-        sql += " AND w.slug = ?"
-        params.append(workspace)
-    if application:
-        sql += " AND a.slug = ?"
-        params.append(application)
-    return conn.execute(sql + " ORDER BY k.created_at, k.prefix", params).fetchall()
+    return scoped_rows(conn, f"SELECT {KEY_COLUMNS} FROM {KEY_FROM}", "k.created_at, k.prefix",
+                       w__slug=workspace, a__slug=application)
 
 
 def revoke(conn: sqlite3.Connection, prefix: str, at: float, replaced_by: str | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+
+from js2mail.store.scoped import scoped_rows
 
 FORM_COLUMNS = "f.*, w.slug AS workspace, a.slug AS application, m.address AS mailbox_address"
 FORM_FROM = ("forms f JOIN workspaces w ON w.id = f.workspace_id JOIN applications a ON a.id = f.application_id"
@@ -30,13 +31,8 @@ def by_public_id(conn: sqlite3.Connection, public_id: str) -> sqlite3.Row | None
 
 def listing(conn: sqlite3.Connection, *, app_id: str | None = None, workspace: str | None = None,
             application: str | None = None) -> list[sqlite3.Row]:
-    sql = f"SELECT {FORM_COLUMNS} FROM {FORM_FROM} WHERE 1=1"
-    params: list[Any] = []
-    for clause, value in (("f.application_id = ?", app_id), ("w.slug = ?", workspace), ("a.slug = ?", application)):
-        if value:
-            sql += f" AND {clause}"
-            params.append(value)
-    return conn.execute(sql + " ORDER BY f.created_at", params).fetchall()
+    return scoped_rows(conn, f"SELECT {FORM_COLUMNS} FROM {FORM_FROM}", "f.created_at",
+                       f__application_id=app_id, w__slug=workspace, a__slug=application)
 
 
 def delete(conn: sqlite3.Connection, public_id: str, app_id: str | None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+
+from js2mail.store.scoped import scoped_rows
 
 
 def insert_endpoint(conn: sqlite3.Connection, *, endpoint_id: str, workspace_id: str, app_id: str, url: str,
@@ -28,15 +29,8 @@ def endpoint(conn: sqlite3.Connection, endpoint_id: str) -> sqlite3.Row | None:
 
 
 def endpoints(conn: sqlite3.Connection, workspace: str | None, application: str | None) -> list[sqlite3.Row]:
-    sql = f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE 1=1"
-    params: list[Any] = []
-    if workspace:
-        sql += " AND w.slug = ?"
-        params.append(workspace)
-    if application:
-        sql += " AND a.slug = ?"
-        params.append(application)
-    return conn.execute(sql + " ORDER BY e.created_at", params).fetchall()
+    return scoped_rows(conn, f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM}", "e.created_at",
+                       w__slug=workspace, a__slug=application)
 
 
 def delete_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> int:

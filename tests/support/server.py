@@ -78,3 +78,15 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_status(client: httpx.Client, message_id: str, wanted: set[str], timeout: float = 20) -> dict[str, object]:
+    """Poll GET /v1/messages/{id} (bounded) until the status is one of `wanted`."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/messages/{message_id}").json()
+        if body["status"] in wanted:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{message_id} never reached {wanted}: {body}")
