@@ -70,3 +70,18 @@ def test_doctor_warns_on_needs_reconnect(home: Path) -> None:
     assert result.code == 1
     bad = [c for c in result.json() if c["status"] == "fail"]
     assert bad and "invalid_grant" in bad[0]["detail"]
+
+
+def test_mailbox_commands_find_the_address_without_workspace(home: Path) -> None:
+    add_smtp_mailbox()
+    assert run_cli("mailboxes", "set-default", "shop@example.com", "--app", "blog", "--json").code == 0
+    listed = run_cli("mailboxes", "list", "--json").json()
+    assert listed[0]["defaultFor"] == ["blog", "shop"]
+    result = run_cli("mailboxes", "add", "smtp", "-w", "other", "--address", "shop@example.com", "--host", "h",
+                     "--port", "25", "--security", "none", "--no-auth")
+    assert result.code == 0
+    ambiguous = run_cli("mailboxes", "remove", "shop@example.com")
+    assert ambiguous.code == 1 and "--workspace" in ambiguous.err
+    assert run_cli("mailboxes", "remove", "shop@example.com", "-w", "other").code == 0
+    assert run_cli("mailboxes", "remove", "shop@example.com").code == 0
+    assert run_cli("mailboxes", "list", "--json").json() == []

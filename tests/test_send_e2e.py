@@ -257,3 +257,34 @@ def test_cli_send_and_messages_commands(api: tuple[ServerProcess, httpx.Client],
     tail = run_cli("messages", "tail", "--for", "0.5", "--interval", "0.2", "--json")
     assert message_id in tail.out
     assert json.loads(tail.out.splitlines()[0])["id"]
+
+
+def test_mailboxes_test_sends_a_real_mail_and_shows_the_answer(home: Path, smtp: SmtpServer) -> None:
+    connect_mailbox(smtp)
+    result = run_cli("mailboxes", "test", USER, "--to", "you@example.org")
+    assert result.code == 0, result.err
+    assert "Message accepted for delivery" in result.out
+    (got,) = smtp.wait_for(1)
+    assert got.rcpt_tos == ["you@example.org"] and "js2mail test" in str(got.message["Subject"])
+    smtp.fail_next(1, "554 5.7.1 Rejected as spam")
+    refused = run_cli("mailboxes", "test", USER, "--to", "you@example.org")
+    assert refused.code == 1 and "554" in refused.err
+
+
+def test_starttls_is_required_never_downgraded(home: Path) -> None:
+    with SmtpServer(tls="none") as plain:
+        result = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", USER, "--host", "127.0.0.1",
+                         "--port", str(plain.port), "--security", "starttls", "--no-auth")
+        assert result.code == 0
+        refused = run_cli("mailboxes", "test", USER, "--to", "you@example.org")
+        assert refused.code == 1 and "STARTTLS" in refused.err.upper()
+        assert plain.messages == []
+
+
+def test_wrong_password_is_a_clear_error(home: Path, smtp: SmtpServer) -> None:
+    result = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", USER, "--host", "127.0.0.1",
+                     "--port", str(smtp.port), "--security", "starttls", "--tls-ca", str(smtp.ca_path),
+                     "--password-stdin", stdin="wrong\n")
+    assert result.code == 0
+    refused = run_cli("mailboxes", "test", USER, "--to", "you@example.org")
+    assert refused.code == 1 and "login refused" in refused.err and "535" in refused.err

@@ -124,7 +124,7 @@ def list_(
 def test(
     address: AddressArg,
     to: Annotated[str, typer.Option("--to", help="Where to send the test mail.")],
-    workspace: WorkspaceOpt,
+    workspace: WorkspaceFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a real test mail now and show the server's answer."""
@@ -136,7 +136,7 @@ def test(
 
 
 @app.command("remove")
-def remove(address: AddressArg, workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+def remove(address: AddressArg, workspace: WorkspaceFilter = None, as_json: JsonOpt = False) -> None:
     """Disconnect a mailbox and forget its secret."""
     from js2mail.service import mailboxes
 
@@ -148,8 +148,8 @@ def remove(address: AddressArg, workspace: WorkspaceOpt, as_json: JsonOpt = Fals
 @app.command("set-default")
 def set_default(
     address: AddressArg,
-    workspace: WorkspaceOpt,
     application: Annotated[str, typer.Option("--app", "-a", help="Application slug.")],
+    workspace: WorkspaceFilter = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a mailbox the default From of an application."""

@@ -122,11 +122,20 @@ def _workspace_id(ctx: Context, workspace: str) -> str:
     return str(ws["id"])
 
 
-def find(ctx: Context, workspace: str, address: str) -> sqlite3.Row:
-    row = ctx.store.read(rows.by_address, _workspace_id(ctx, workspace), address)
-    if row is None:
-        raise NotFound(f"no mailbox {address} in workspace {workspace}", code="mailbox_not_found")
-    return row
+def find(ctx: Context, workspace: str | None, address: str) -> sqlite3.Row:
+    """The mailbox with this address; `workspace` is needed only when several workspaces have it."""
+    if workspace:
+        row = ctx.store.read(rows.by_address, _workspace_id(ctx, workspace), address)
+        if row is None:
+            raise NotFound(f"no mailbox {address} in workspace {workspace}", code="mailbox_not_found")
+        return row
+    found = ctx.store.read(rows.everywhere, address)
+    if not found:
+        raise NotFound(f"no mailbox {address}", code="mailbox_not_found")
+    if len(found) > 1:
+        raise ValidationError(f"{address} is connected in several workspaces; add --workspace",
+                              code="workspace_required")
+    return found[0]
 
 
 def list_mailboxes(ctx: Context, workspace: str | None = None) -> list[dict[str, Any]]:
@@ -143,15 +152,17 @@ def list_mailboxes(ctx: Context, workspace: str | None = None) -> list[dict[str,
     return ctx.store.read(run)
 
 
-def remove(ctx: Context, workspace: str, address: str) -> dict[str, Any]:
+def remove(ctx: Context, workspace: str | None, address: str) -> dict[str, Any]:
     row = find(ctx, workspace, address)
     ctx.store.write_sync(rows.delete, row["id"])
     return mailbox_info(row)
 
 
-def set_default(ctx: Context, workspace: str, address: str, app: str) -> dict[str, Any]:
+def set_default(ctx: Context, workspace: str | None, address: str, app: str) -> dict[str, Any]:
     row = find(ctx, workspace, address)
-    scope = ensure_scope(ctx, workspace, app)
+    ws = ctx.store.read(lambda conn: conn.execute("SELECT slug FROM workspaces WHERE id = ?",
+                                                  (row["workspace_id"],)).fetchone()["slug"])
+    scope = ensure_scope(ctx, ws, app)
     ctx.store.write_sync(tenancy.set_default_mailbox, scope.application_id, row["id"])
     return mailbox_info(row, [app])
 
@@ -186,7 +197,7 @@ def build_provider(ctx: Context, row: sqlite3.Row) -> Provider:
     return oauth_mailboxes.build_provider(ctx, row, settings)
 
 
-async def send_test(ctx: Context, workspace: str, address: str, to: str) -> dict[str, Any]:
+async def send_test(ctx: Context, workspace: str | None, address: str, to: str) -> dict[str, Any]:
     """Send one real mail through the mailbox now, bypassing the queue, and report the answer."""
     from js2mail import mail
     from js2mail.providers.base import OutgoingMessage

@@ -34,6 +34,10 @@ def by_address(conn: sqlite3.Connection, workspace_id: str, address: str) -> sql
     return row
 
 
+def everywhere(conn: sqlite3.Connection, address: str) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM mailboxes WHERE lower(address) = lower(?)", (address,)).fetchall()
+
+
 def by_id(conn: sqlite3.Connection, mailbox_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
     return row
