@@ -288,3 +288,38 @@ def test_wrong_password_is_a_clear_error(home: Path, smtp: SmtpServer) -> None:
     assert result.code == 0
     refused = run_cli("mailboxes", "test", USER, "--to", "you@example.org")
     assert refused.code == 1 and "login refused" in refused.err and "535" in refused.err
+
+
+BAD_CHARS = ["\r", "\n", "\r\n", "\x00", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"]
+
+
+def test_header_injection_attempts_over_http_are_always_4xx(api: tuple[ServerProcess, httpx.Client],
+                                                            smtp: SmtpServer) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, client = api
+    seen: list[int] = []
+
+    @given(head=st.text(max_size=12), bad=st.sampled_from(BAD_CHARS), tail=st.text(max_size=12),
+           where=st.sampled_from(["subject", "to", "replyTo", "header", "from"]))
+    @settings(max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def attempt(head: str, bad: str, tail: str, where: str) -> None:
+        value = f"{head}{bad}{tail}"
+        payload: dict[str, object] = {"to": "bob@example.org", "subject": "s", "text": "t"}
+        if where == "subject":
+            payload["subject"] = value
+        elif where == "header":
+            payload["headers"] = {"X-Note": value}
+        elif where == "from":
+            payload["from"] = f"{value} <{USER}>"
+        else:
+            payload[where] = f"{value} <victim@example.org>"
+        r = client.post("/v1/send", json=payload)
+        seen.append(r.status_code)
+        assert 400 <= r.status_code < 500, (payload, r.status_code, r.text)
+
+    attempt()
+    assert len(seen) >= 50
+    time.sleep(0.5)
+    assert smtp.messages == []

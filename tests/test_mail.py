@@ -1,0 +1,127 @@
+"""Validation and MIME building: every control character in every header-bound field is refused,
+no input raises anything but ValidationError, and messages come out the way mail clients expect."""
+
+from __future__ import annotations
+
+import base64
+import email
+from email import policy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from js2mail import mail
+from js2mail.errors import ValidationError
+
+BASE = {"to": "bob@example.org", "subject": "Hello", "text": "body"}
+BAD_CHARS = ["\r", "\n", "\r\n", "\x00", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x7f"]
+clean = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=20)
+
+
+def injected(draw_text: st.DataObject) -> str:
+    head = draw_text.draw(st.text(st.characters(codec="utf-8"), max_size=15))
+    tail = draw_text.draw(st.text(st.characters(codec="utf-8"), max_size=15))
+    return head + draw_text.draw(st.sampled_from(BAD_CHARS)) + tail  # anywhere, trailing included
+
+
+@settings(max_examples=300)
+@given(data=st.data(), where=st.sampled_from(["subject", "name", "header_name", "header_value", "filename",
+                                              "metadata_key", "metadata_value", "reply_name"]))
+def test_control_characters_in_any_header_field_are_refused(data: st.DataObject, where: str) -> None:
+    bad = injected(data)
+    payload: dict[str, object] = dict(BASE)
+    if where == "subject":
+        payload["subject"] = bad
+    elif where == "name":
+        payload["to"] = f'"{bad}" <bob@example.org>'
+    elif where == "reply_name":
+        payload["replyTo"] = f"{bad} <r@example.org>"
+    elif where == "header_name":
+        payload["headers"] = {bad: "v"}
+    elif where == "header_value":
+        payload["headers"] = {"X-Tag": bad}
+    elif where == "filename":
+        payload["attachments"] = [{"filename": bad + ".txt", "content": "aGk="}]
+    elif where == "metadata_key":
+        payload["metadata"] = {bad: "v"}
+    else:
+        payload["metadata"] = {"k": bad}
+    with pytest.raises(ValidationError):
+        mail.parse_send_request(payload)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.sampled_from(sorted(mail.KNOWN_FIELDS) + ["other"]), json_values, max_size=8) | json_values)
+def test_any_json_only_ever_raises_validation_error(payload: object) -> None:
+    try:
+        mail.parse_send_request(payload)
+    except ValidationError as exc:
+        assert exc.details, "every refusal says which field"
+
+
+@given(subject=clean, name=clean, text=st.text(max_size=200), meta=st.dictionaries(
+    st.text(st.characters(whitelist_categories=("L", "N")), min_size=1, max_size=10), clean, max_size=3))
+def test_serialize_round_trip(subject: str, name: str, text: str, meta: dict[str, str]) -> None:
+    req = mail.parse_send_request({**BASE, "subject": subject, "to": [mail.format_address(name, "bob@example.org")],
+                                   "text": text or "x", "metadata": meta,
+                                   "attachments": [{"filename": "a.bin", "content": base64.b64encode(b"\x00\x01").decode()}]})
+    assert mail.deserialize(mail.serialize(req)) == req
+
+
+def test_shapes_and_normalization() -> None:
+    req = mail.parse_send_request({"from": "Shop <shop@Example.COM>", "to": ["A <a@example.org>", "b@example.org"],
+                                   "cc": "c@example.net", "bcc": ["d@example.com"], "replyTo": "r@example.org",
+                                   "subject": "Straße ✓", "html": "<p>x</p>", "scheduledAt": "2030-01-01T00:00:00",
+                                   "headers": {"X-Tag": "v"}, "metadata": {"k": "v"}})
+    assert req.from_ == "Shop <shop@example.com>"
+    assert req.to == ("A <a@example.org>", "b@example.org") and req.text is None
+    assert req.scheduled_at == 1893456000.0  # a time without an offset is UTC
+    assert mail.envelope_recipients(req) == ("a@example.org", "b@example.org", "c@example.net", "d@example.com")
+    assert mail.recipient_domains(req) == ["example.com", "example.net", "example.org"]
+
+
+@pytest.mark.parametrize("payload,field", [
+    ({**BASE, "to": []}, "to"),
+    ({**BASE, "to": "a@example.org, b@example.org"}, "to"),
+    ({**BASE, "cc": 5}, "cc"),
+    ({**BASE, "subject": "x" * 999}, "subject"),
+    ({"to": "a@example.org", "subject": "s"}, "text"),
+    ({**BASE, "headers": {"Content-Type": "text/evil"}}, "headers.Content-Type"),
+    ({**BASE, "headers": {"Bad Name": "v"}}, "headers.Bad Name"),
+    ({**BASE, "attachments": [{"filename": "x.exe", "content": "aGk="}]}, "attachments[0].filename"),
+    ({**BASE, "attachments": [{"filename": "x.txt", "content": "not base64!"}]}, "attachments[0].content"),
+    ({**BASE, "attachments": [{"filename": "../x.txt", "content": "aGk="}]}, "attachments[0].filename"),
+    ({**BASE, "metadata": {"k": 1}}, "metadata.k"),
+    ({**BASE, "scheduledAt": "tomorrow"}, "scheduledAt"),
+    ({**BASE, "surprise": 1}, "surprise"),
+])
+def test_each_rule_names_its_field(payload: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        mail.parse_send_request(payload)
+    assert field in [d["field"] for d in info.value.details]
+
+
+def test_built_message_is_what_mail_clients_expect() -> None:
+    pdf = b"%PDF fake"
+    req = mail.parse_send_request({**BASE, "to": "Bob Ünicode <bob@example.org>", "subject": "Grüße – ✓",
+                                   "html": "<b>hi</b>", "bcc": "hidden@example.org",
+                                   "attachments": [{"filename": "i.pdf", "content": base64.b64encode(pdf).decode()}]})
+    raw = mail.build_email(req, from_header='"Shop, Inc." <shop@example.com>', message_id="<m1@example.com>",
+                           date=0).as_bytes()
+    assert b"\r\n" in raw and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    assert parsed.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in parsed.walk()] == ["multipart/mixed", "multipart/alternative",
+                                                            "text/plain", "text/html", "application/pdf"]
+    assert str(parsed["Subject"]) == "Grüße – ✓" and parsed["From"] == '"Shop, Inc." <shop@example.com>'
+    assert parsed["To"].addresses[0].display_name == "Bob Ünicode"
+    assert parsed["Message-ID"] == "<m1@example.com>" and parsed["Date"]
+    assert next(parsed.iter_attachments()).get_content() == pdf
