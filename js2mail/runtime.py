@@ -10,16 +10,18 @@ from typing import Any
 from js2mail.dispatch import Dispatcher
 from js2mail.service import Context
 from js2mail.store import messages as rows
+from js2mail.webhook_worker import WebhookWorker
 
 log = logging.getLogger("js2mail.runtime")
 PURGE_EVERY = timedelta(hours=24)
+LEASE_CHECK_EVERY = 60.0
 
 
 class Runtime:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.dispatcher = Dispatcher(ctx)
-        self.webhooks: Any = None
+        self.webhooks: WebhookWorker | None = None
         self.scheduler: Any = None
         self.running = False
 
@@ -29,26 +31,24 @@ class Runtime:
         released = await self.ctx.store.write(rows.release_claims, self.ctx.clock.now(), None, False)
         if released:
             log.info("picked up %d message(s) left in 'sending' by an earlier run", released)
-        self.webhooks = self._webhook_worker()
+        self.webhooks = WebhookWorker(self.ctx)
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         now = datetime.now()
         scheduler.add_job(self.dispatcher.tick, "interval", seconds=self.ctx.settings.dispatch.poll_interval,
                           id="dispatch", next_run_time=now)
-        if self.webhooks is not None:
-            scheduler.add_job(self.webhooks.tick, "interval", seconds=self.ctx.settings.webhooks.poll_interval,
-                              id="webhooks", next_run_time=now)
+        scheduler.add_job(self.webhooks.tick, "interval", seconds=self.ctx.settings.webhooks.poll_interval,
+                          id="webhooks", next_run_time=now)
+        scheduler.add_job(self.release_expired, "interval", seconds=LEASE_CHECK_EVERY, id="leases")
         scheduler.add_job(self.purge, "interval", seconds=PURGE_EVERY.total_seconds(), id="purge",
                           next_run_time=now + timedelta(seconds=30))
         scheduler.start()
         self.scheduler = scheduler
         self.running = True
 
-    def _webhook_worker(self) -> Any:
-        try:
-            from js2mail.webhook_worker import WebhookWorker
-        except ImportError:
-            return None
-        return WebhookWorker(self.ctx)
+    async def release_expired(self) -> int:
+        """Claims whose lease ran out belong to a worker that died (another node, or a hung send)."""
+        released: int = await self.ctx.store.write(rows.release_claims, self.ctx.clock.now(), None, True)
+        return released
 
     def kick(self) -> None:
         if self.running:

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, get
-from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -76,7 +75,6 @@ def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
         lifespan=[lifespan],
         state=State({"ctx": ctx}),
         request_max_body_size=ctx.settings.server.max_body_bytes,
-        response_cache_config=ResponseCacheConfig(),
         openapi_config=OpenAPIConfig(
             title="js2mail",
             version=__version__,

@@ -70,7 +70,7 @@ def _error(exc: Js2MailError, json_mode: bool, cors: dict[str, str]) -> Response
                     media_type=MediaType.HTML)
 
 
-async def _read_pairs(request: Request[Any, Any, Any], ctx: Context) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
+async def _read_pairs(request: Request[Any, Any, Any]) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
@@ -107,8 +107,7 @@ async def form_preflight(request: Request[Any, Any, Any], ctx: Context, public_i
     return Response(None, status_code=204, headers=forms.cors_headers(origin, form.origins, preflight=True))
 
 
-@post("/f/{public_id:str}", tags=FORM_TAGS, summary="Submit a contact form (public)", status_code=200,
-      request_max_body_size=None)
+@post("/f/{public_id:str}", tags=FORM_TAGS, summary="Submit a contact form (public)", status_code=200)
 async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: str) -> Response[Any]:
     headers = request.headers
     json_mode = forms.wants_json(headers.get("accept"), headers.get("content-type"), headers.get("x-requested-with"))
@@ -122,7 +121,7 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
         if not decision.allowed:
             raise RateLimited(f"too many submissions; try again in {decision.retry_after}s",
                               retry_after=decision.retry_after)
-        pairs, files = await _read_pairs(request, ctx)
+        pairs, files = await _read_pairs(request)
         submission = forms.parse_submission(pairs, files, max_fields=cfg.max_fields, max_file_bytes=cfg.max_file_bytes,
                                             max_total_bytes=cfg.max_total_bytes)
         await svc.submit(ctx, form, submission)
