@@ -3,6 +3,7 @@ scripted failures, and a record of every message received."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import ssl
@@ -46,6 +47,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.server.data_delay:
+            await asyncio.sleep(self.server.data_delay)
         with self.server.lock:
             if self.server.failures:
                 self.server.failures -= 1
@@ -67,6 +70,7 @@ class SmtpServer:
         self.refuse: dict[str, str] = {}
         self.failures = 0
         self.failure_reply = "451 4.3.0 Try again later"
+        self.data_delay = 0.0  # seconds to sit on DATA before answering (a slow or hung server)
         self._dir = tempfile.TemporaryDirectory()
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
