@@ -127,7 +127,13 @@ class Dispatcher:
         if self.stopping:
             await store.write(rows.record_deferred, msg_id, self.worker, clock.now(), "", clock.now())
             return
-        got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
+        try:
+            got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
+        except Exception as exc:  # noqa: BLE001 - a mailbox that cannot be opened fails its mail, visibly
+            log.exception("cannot open mailbox %s", row["mailbox_id"])
+            await store.write(rows.record_failed, msg_id, self.worker, attempt,
+                              f"mailbox cannot be used: {type(exc).__name__}: {exc}", clock.now())
+            return
         if got is None:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
             return

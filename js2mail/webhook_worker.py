@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from typing import TYPE_CHECKING
 
 from js2mail import webhooks
 from js2mail.errors import CryptoError
@@ -13,6 +14,9 @@ from js2mail.retry import next_attempt_at
 from js2mail.service import Context
 from js2mail.service.webhooks import active_secrets, policy
 from js2mail.store import webhooks as rows
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("js2mail.webhooks")
 BATCH = 100
@@ -28,6 +32,7 @@ class WebhookWorker:
         self.stopping = False
         self._running = False
         self._limit = asyncio.Semaphore(PARALLEL)
+        self._http: httpx.AsyncClient | None = None  # one client: one TLS context, pooled connections
 
     async def tick(self) -> None:
         if self._running or self.stopping:
@@ -51,6 +56,16 @@ class WebhookWorker:
         deadline = asyncio.get_running_loop().time() + timeout
         while self._running and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        return self._http
 
     async def _deliver(self, d: sqlite3.Row) -> None:
         async with self._limit:
@@ -74,7 +89,7 @@ class WebhookWorker:
             body = bytes(d["body"])
             headers = webhooks.delivery_headers(body=body, event_type=d["event_type"], delivery_id=d["id"],
                                                 secrets=secrets, now=self.ctx.clock.now())
-            result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout)
+            result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout, client=self._client())
             now = self.ctx.clock.now()
             if result.delivered:
                 await store.write(rows.record_attempt, d["id"], status="delivered", attempts=attempt, now=now,

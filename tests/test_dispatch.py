@@ -143,3 +143,15 @@ def test_send_log_keeps_domains_not_addresses(ctx: Context, home: Path) -> None:
     assert domains == '["example.net", "example.org"]'
     dump = "\n".join(db.iterdump())
     assert "bob@example.org" not in dump and "carol@" not in dump.lower()
+
+
+def test_a_mailbox_whose_secret_cannot_be_opened_fails_its_mail_visibly(ctx: Context) -> None:
+    mailboxes.add_smtp(ctx, workspace="acme", address="locked@example.com", host="127.0.0.1", port=9,
+                       username="u", password="p", security="none")
+    ctx.store.write_sync(lambda c: c.execute(
+        "UPDATE mailboxes SET secret = x'01000000010000000000000000000000000000000000000000000000000000'"
+        " WHERE address = 'locked@example.com'"))
+    message_id = queue(ctx, **{"from": "locked@example.com"})
+    assert attempt_all(ctx, Dispatcher(ctx)) == 1
+    row = ctx.store.read(rows.get, None, message_id)
+    assert row["status"] == "failed" and "mailbox cannot be used" in row["last_error"]
