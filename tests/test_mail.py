@@ -114,8 +114,8 @@ def test_built_message_is_what_mail_clients_expect() -> None:
     req = mail.parse_send_request({**BASE, "to": "Bob Ünicode <bob@example.org>", "subject": "Grüße – ✓",
                                    "html": "<b>hi</b>", "bcc": "hidden@example.org",
                                    "attachments": [{"filename": "i.pdf", "content": base64.b64encode(pdf).decode()}]})
-    raw = mail.build_email(req, from_header='"Shop, Inc." <shop@example.com>', message_id="<m1@example.com>",
-                           date=0).as_bytes()
+    raw = mail.flatten(mail.build_email(req, from_header='"Shop, Inc." <shop@example.com>',
+                                        message_id="<m1@example.com>", date=0))
     assert b"\r\n" in raw and all(len(line) <= 998 for line in raw.split(b"\r\n"))
     parsed = email.message_from_bytes(raw, policy=policy.default)
     assert parsed.get_content_type() == "multipart/mixed"
@@ -125,3 +125,6 @@ def test_built_message_is_what_mail_clients_expect() -> None:
     assert parsed["To"].addresses[0].display_name == "Bob Ünicode"
     assert parsed["Message-ID"] == "<m1@example.com>" and parsed["Date"]
     assert next(parsed.iter_attachments()).get_content() == pdf
+    assert parsed["Bcc"] == "hidden@example.org"  # kept for the Gmail and Graph APIs, which read it
+    assert b"Bcc:" not in mail.flatten(mail.build_email(req, from_header="s@example.com", message_id="<m2@x>",
+                                                        date=0), drop_bcc=True)

@@ -9,7 +9,7 @@ provider-specific exceptions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 
@@ -18,7 +18,7 @@ class OutgoingMessage:
     message_id: str  # our id, "msg_..."
     envelope_from: str  # bare address of the mailbox
     recipients: tuple[str, ...]  # every To, Cc and Bcc bare address
-    email: EmailMessage  # complete message; carries a Bcc header, which SMTP strips and APIs use
+    email: Message  # complete message; carries a Bcc header, which SMTP strips and APIs use
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ The helpers under "shared with graph.py" are used by the Microsoft provider too;
 because this module owns nothing else that is provider-neutral.
 
 Gmail reads the recipients from the To, Cc and Bcc headers of `raw` and strips Bcc itself, so the
-message goes up exactly as `OutgoingMessage.email.as_bytes()` renders it.
+message goes up exactly as `js2mail.mail.flatten(OutgoingMessage.email)` renders it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import httpx
 import requests
 
 from js2mail.errors import ProviderError
+from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
 
 GMAIL_SCOPES = ["https://www.googleapis.com/auth/gmail.send"]
@@ -349,7 +350,7 @@ class GmailProvider:
         self._now = clock
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        raw = message.email.as_bytes()
+        raw = flatten(message.email)
         if len(raw) > self.max_message_bytes:
             raise message_too_large(len(raw), self.max_message_bytes, "Gmail", "the API's 35 MiB cap")
         request = build_gmail_send(self._api_base, raw)

@@ -26,6 +26,7 @@ import msal
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from js2mail.errors import ProviderError
+from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
 from js2mail.providers.gmail import (
     DEFAULT_TIMEOUT,
@@ -186,7 +187,7 @@ class GraphProvider:
         self._now = clock
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        raw = message.email.as_bytes()
+        raw = flatten(message.email)
         if len(raw) > self.max_message_bytes:
             raise message_too_large(
                 len(raw),

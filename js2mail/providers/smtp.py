@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from js2mail.errors import ProviderError
+from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
@@ -137,9 +138,7 @@ class SmtpProvider:
     async def send(self, message: OutgoingMessage) -> SendResult:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.connections)
-        email = message.email
-        del email["Bcc"]  # recipients are in the envelope; the header must not travel
-        raw = email.as_bytes()
+        raw = flatten(message.email, drop_bcc=True)  # recipients are in the envelope; Bcc must not travel
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             try:

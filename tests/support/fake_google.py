@@ -224,7 +224,8 @@ class FakeServer:
 
 
 def parse_email(raw: bytes) -> EmailMessage:
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    """As the provider reads it: CRLF (the RFC 5322 wire form) is a line break like LF."""
+    message = BytesParser(policy=policy.default).parsebytes(raw.replace(b"\r\n", b"\n"))
     assert isinstance(message, EmailMessage)
     return message
 
