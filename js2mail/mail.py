@@ -372,9 +372,9 @@ def build_email(req: MailRequest, *, from_header: str, message_id: str, date: fl
             filename: str | tuple[str, str, str] = att.filename if att.filename.isascii() else ("utf-8", "", att.filename)
             part.add_header("Content-Disposition", "attachment", filename=filename)
             msg.attach(part)
-    for part in msg.walk():
-        if part is not msg:
-            del part["MIME-Version"]  # belongs on the top level only
+    for sub in msg.walk():
+        if sub is not msg:
+            del sub["MIME-Version"]  # belongs on the top level only
     msg["From"] = formataddr(parse_mailbox(from_header), charset="utf-8")
     for header, values in (("To", req.to), ("Cc", req.cc), ("Bcc", req.bcc), ("Reply-To", req.reply_to)):
         if values:
