@@ -10,6 +10,7 @@ break a header line (the stdlib's own checks, CVE-2024-6923 / gh-144125, are not
 from __future__ import annotations
 
 import binascii
+import functools
 import io
 import mimetypes
 import re
@@ -89,6 +90,25 @@ def has_control(value: str) -> bool:
     return CONTROL.search(value) is not None
 
 
+DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str:
+    """A domain's normalized form, validated once: IDNA checks dominate email-validator's cost."""
+    return validate_email(f"postmaster@{domain}", check_deliverability=False).domain
+
+
+def normalize_address(raw: str) -> str:
+    """email-validator's normalized address (raises EmailNotValidError like it). For the common
+    ASCII dot-atom local part the domain comes from a per-domain cache; anything else is
+    validated in full."""
+    local, at, domain = raw.rpartition("@")
+    if at and len(local) <= 64 and DOT_ATOM.fullmatch(local) and domain.isascii() and len(raw) <= 254:
+        return f"{local}@{_domain(domain)}"
+    return validate_email(raw, check_deliverability=False).normalized
+
+
 def parse_mailbox(value: str) -> tuple[str, str]:
     """("Display Name", "addr@example.com") from `addr` or `Name <addr>`; the address is validated."""
     if not isinstance(value, str) or not value.strip():
@@ -105,7 +125,7 @@ def parse_mailbox(value: str) -> tuple[str, str]:
     if any(c in raw for c in '<>",;') or " " in raw:
         raise ValueError("is not a single email address")
     try:
-        address = validate_email(raw, check_deliverability=False).normalized
+        address = normalize_address(raw)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     return name, address

@@ -128,3 +128,31 @@ def test_built_message_is_what_mail_clients_expect() -> None:
     assert parsed["Bcc"] == "hidden@example.org"  # kept for the Gmail and Graph APIs, which read it
     assert b"Bcc:" not in mail.flatten(mail.build_email(req, from_header="s@example.com", message_id="<m2@x>",
                                                         date=0), drop_bcc=True)
+
+
+local_parts = st.one_of(
+    st.from_regex(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,70}", fullmatch=True),
+    st.text(max_size=20),
+)
+domains = st.one_of(
+    st.sampled_from(["example.com", "EXAMPLE.org", "sub.example.co.uk", "localhost", "example", "a..b.com",
+                     "-bad.com", "xn--bcher-kva.example", "bücher.example", "exa_mple.com", "123.com", "example.test"]),
+    st.from_regex(r"[a-z0-9.-]{1,30}", fullmatch=True),
+)
+
+
+@settings(max_examples=400)
+@given(local=local_parts, domain=domains)
+def test_fast_address_path_agrees_with_email_validator(local: str, domain: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    raw = f"{local}@{domain}"
+    try:
+        expected: str | None = validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = mail.normalize_address(raw)
+    except EmailNotValidError:
+        got = None
+    assert got == expected, raw

@@ -10,6 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from js2mail import mail
 from js2mail.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
 from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_id
@@ -42,9 +44,9 @@ def idempotency_key(payload: object, header: str | None) -> str | None:
 
 
 def fingerprint(payload: dict[str, Any]) -> bytes:
-    canonical = json.dumps({k: v for k, v in payload.items() if k != "idempotencyKey"}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
+    """SHA-256 of the request in canonical JSON (sorted keys), without the idempotency key itself."""
+    canonical = msgspec.json.encode({k: v for k, v in payload.items() if k != "idempotencyKey"}, order="sorted")
+    return hashlib.sha256(canonical).digest()
 
 
 def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, from_: str | None) -> sqlite3.Row:
