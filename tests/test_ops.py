@@ -85,3 +85,18 @@ def test_mailbox_commands_find_the_address_without_workspace(home: Path) -> None
     assert run_cli("mailboxes", "remove", "shop@example.com", "-w", "other").code == 0
     assert run_cli("mailboxes", "remove", "shop@example.com").code == 0
     assert run_cli("mailboxes", "list", "--json").json() == []
+
+
+def test_key_version_moves_on_create_revoke_and_cascading_delete(home: Path) -> None:
+    def version() -> int:
+        return sqlite3.connect(home / "js2mail.db").execute("SELECT version FROM api_key_version").fetchone()[0]
+
+    start = version()
+    key = run_cli("keys", "create", "-w", "acme", "-a", "shop", "--json").json()
+    assert version() == start + 1
+    assert run_cli("keys", "revoke", key["prefix"]).code == 0
+    assert version() == start + 2
+    run_cli("keys", "create", "-w", "acme", "-a", "shop")
+    before = version()
+    assert run_cli("data", "delete", "-w", "acme", "--yes", "acme").code == 0
+    assert version() > before  # the cascade deleted keys: cached lookups must be dropped

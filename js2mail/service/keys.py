@@ -126,7 +126,7 @@ def authenticate(ctx: Context, key: str | None) -> Principal | None:
     parsed = apikeys.parse(key) if key else None
     if parsed is None:
         return None
-    row = ctx.store.read(key_rows.by_prefix, parsed.prefix)
+    row = _lookup(ctx, parsed.prefix)
     digest = apikeys.hash_secret(parsed.secret)
     if row is None:
         hmac.compare_digest(digest, _DUMMY_HASH)
@@ -150,6 +150,21 @@ def authenticate(ctx: Context, key: str | None) -> Principal | None:
         workspace=row["workspace"],
         application=row["application"],
     )
+
+
+def _lookup(ctx: Context, prefix: str) -> sqlite3.Row | None:
+    """The key row, from a per-process cache that is dropped whenever the key version moves."""
+    cache: dict[str, sqlite3.Row] = ctx.extras.setdefault("key_cache", {})
+    current = ctx.store.read(key_rows.version)
+    if ctx.extras.get("key_cache_version") != current:
+        cache.clear()
+        ctx.extras["key_cache_version"] = current
+    row = cache.get(prefix)
+    if row is None:
+        row = ctx.store.read(key_rows.by_prefix, prefix)
+        if row is not None:
+            cache[prefix] = row
+    return row
 
 
 def parse_duration(text: str) -> float:

@@ -15,9 +15,14 @@ core = Migrations("js2mail.core")
 
 def _run(db: Database, script: str) -> None:
     # executescript() would COMMIT the migration's transaction early, so statements go one by one
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    # (a trigger body holds ';' too: sqlite3.complete_statement says when a statement is whole)
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                db.execute(pending)
+            pending = ""
 
 
 @core()
@@ -183,6 +188,25 @@ def m003_webhooks_forms(db: Database) -> None:
             created_at REAL NOT NULL
         );
         CREATE INDEX forms_app ON forms (application_id)
+        """,
+    )
+
+
+@core()
+def m004_api_key_version(db: Database) -> None:
+    """A version number that changes whenever a key is created, revoked or deleted (cascades
+    included), so a process can cache key lookups and still see a revocation at once."""
+    _run(
+        db,
+        """
+        CREATE TABLE api_key_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+        INSERT INTO api_key_version (id, version) VALUES (1, 0);
+        CREATE TRIGGER api_keys_inserted AFTER INSERT ON api_keys
+            BEGIN UPDATE api_key_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys
+            BEGIN UPDATE api_key_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER api_keys_revoked AFTER UPDATE OF revoked_at ON api_keys
+            BEGIN UPDATE api_key_version SET version = version + 1 WHERE id = 1; END
         """,
     )
 
