@@ -12,9 +12,10 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp
 
 from js2mail import __version__
-from js2mail.http.auth import PRINCIPAL, api_key_middleware
+from js2mail.http.auth import PRINCIPAL, Gate, api_key_middleware, with_send_endpoint
 from js2mail.http.errors import EXCEPTION_HANDLERS
 from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
@@ -48,7 +49,8 @@ async def readyz(ctx: Context) -> dict[str, Any]:
     return {"status": "ready", "scheduler": bool(runtime and runtime.running)}
 
 
-def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
+def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
+    """The Litestar app, with `POST /v1/send` answered in front of its router."""
     from js2mail.http import forms_routes, routes
     from js2mail.runtime import Runtime
 
@@ -66,11 +68,12 @@ def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
         finally:
             await runtime.stop()
 
-    return Litestar(
+    gate = Gate(ctx, buckets)
+    app = Litestar(
         route_handlers=[healthz, readyz, *routes.HANDLERS, *forms_routes.HANDLERS],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
-        middleware=[api_key_middleware(ctx, buckets)],
+        middleware=[api_key_middleware(gate)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"ctx": ctx}),
@@ -89,3 +92,4 @@ def create_app(ctx: Context, *, start_background: bool = True) -> Litestar:
         ),
         debug=False,
     )
+    return with_send_endpoint(app, gate)

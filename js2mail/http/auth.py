@@ -1,8 +1,10 @@
 """API-key authentication and per-application rate limiting for every /v1 request.
 
-A plain ASGI middleware: it answers 401 and 429 itself (one identical 401 body for missing,
-malformed, unknown and revoked keys) and adds `RateLimit-Policy`/`RateLimit` to every /v1 reply.
-The bucket is the key's application — never a client IP, so `X-Forwarded-For` changes nothing.
+Plain ASGI: the gate answers 401 and 429 itself (one identical 401 body for missing, malformed,
+unknown and revoked keys) and adds `RateLimit-Policy`/`RateLimit` to every /v1 reply. The bucket
+is the key's application — never a client IP, so `X-Forwarded-For` changes nothing. The gate runs
+as Litestar middleware for the routed /v1 endpoints, and in front of the router for the hot
+`POST /v1/send` (`with_send_endpoint`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from typing import Any
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from js2mail import apikeys
+from js2mail.http import send_endpoint
 from js2mail.http.errors import UNAUTHORIZED_BODY
+from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
 from js2mail.service.keys import authenticate
 
 PRINCIPAL = "js2mail_principal"
 _UNAUTHORIZED = json.dumps(UNAUTHORIZED_BODY).encode()
+
+Headers = list[tuple[bytes, bytes]]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -29,7 +35,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+async def _reply(send: Send, status: int, body: bytes, headers: Headers) -> None:
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,
@@ -39,36 +45,62 @@ async def _reply(send: Send, status: int, body: bytes, headers: list[tuple[bytes
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def api_key_middleware(ctx: Context, buckets: TokenBuckets) -> Any:
-    policy = buckets.policy_header.encode()
+class Gate:
+    def __init__(self, ctx: Context, buckets: TokenBuckets) -> None:
+        self.ctx = ctx
+        self.buckets = buckets
+        self.policy = buckets.policy_header.encode()
 
+    async def admit(self, scope: Scope, send: Send) -> tuple[Principal, Send] | None:
+        """The caller's principal and a `send` that adds the rate-limit headers; or None once
+        the 401/429 has been answered."""
+        key = apikeys.from_headers(_header(scope, b"x-api-key"), _header(scope, b"authorization"))
+        principal = authenticate(self.ctx, key)
+        if principal is None:
+            await _reply(send, 401, _UNAUTHORIZED, [(b"ratelimit-policy", self.policy), (b"www-authenticate", b"Bearer")])
+            return None
+        decision = self.buckets.take(principal.application_id)
+        extra = [(b"ratelimit-policy", self.policy), (b"ratelimit", self.buckets.header(decision).encode())]
+        if not decision.allowed:
+            body = json.dumps(
+                {"error": {"code": "rate_limited", "message": f"Too many requests; retry in {decision.retry_after}s."}}
+            ).encode()
+            await _reply(send, 429, body, [*extra, (b"retry-after", str(decision.retry_after).encode())])
+            return None
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        return principal, send_with_headers
+
+
+def api_key_middleware(gate: Gate) -> Any:
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
                 await app(scope, receive, send)
                 return
-            key = apikeys.from_headers(_header(scope, b"x-api-key"), _header(scope, b"authorization"))
-            principal = authenticate(ctx, key)
-            if principal is None:
-                await _reply(send, 401, _UNAUTHORIZED, [(b"ratelimit-policy", policy), (b"www-authenticate", b"Bearer")])
-                return
-            decision = buckets.take(principal.application_id)
-            extra = [(b"ratelimit-policy", policy), (b"ratelimit", buckets.header(decision).encode())]
-            if not decision.allowed:
-                body = json.dumps(
-                    {"error": {"code": "rate_limited", "message": f"Too many requests; retry in {decision.retry_after}s."}}
-                ).encode()
-                await _reply(send, 429, body, [*extra, (b"retry-after", str(decision.retry_after).encode())])
-                return
-            scope[PRINCIPAL] = principal  # type: ignore[literal-required]
-
-            async def send_with_headers(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", []), *extra]
-                await send(message)
-
-            await app(scope, receive, send_with_headers)
+            admitted = await gate.admit(scope, send)
+            if admitted is not None:
+                scope[PRINCIPAL] = admitted[0]  # type: ignore[literal-required]
+                await app(scope, receive, admitted[1])
 
         return middleware
 
     return factory
+
+
+def with_send_endpoint(app: ASGIApp, gate: Gate) -> ASGIApp:
+    """`POST /v1/send` straight to `send_endpoint`, everything else to the Litestar app."""
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == send_endpoint.PATH and scope.get("method") == "POST":
+            admitted = await gate.admit(scope, send)
+            if admitted is not None:
+                await send_endpoint.handle(gate.ctx, admitted[0], scope, receive, admitted[1])  # type: ignore[arg-type]
+            return
+        await app(scope, receive, send)
+
+    return asgi

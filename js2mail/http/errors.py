@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -55,13 +56,26 @@ def error_response(status: int, code: str, message: str, details: Any = None, he
     return Response({"error": body}, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
-def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    assert isinstance(exc, Js2MailError)
+def error_body(error: dict[str, Any]) -> bytes:
+    """The envelope's bytes, for the endpoints that answer without Litestar."""
+    return msgspec.json.encode({"error": error})
+
+
+def domain_error_parts(exc: Js2MailError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """A domain error's status, `error` object and extra headers."""
     status = STATUS_BY_KIND.get(exc.kind, 400)
     if status >= 500:
         log.error("server-side error: %s (%s)", exc.message, exc.code)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return error_response(status, exc.code, exc.message, exc.details or None, headers)
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        error["details"] = exc.details
+    return status, error, {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+
+
+def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, Js2MailError)
+    status, error, headers = domain_error_parts(exc)
+    return Response({"error": error}, status_code=status, media_type=MediaType.JSON, headers=headers or None)
 
 
 def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

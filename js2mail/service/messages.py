@@ -14,13 +14,12 @@ import msgspec
 
 from js2mail import mail
 from js2mail.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
-from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_id
+from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_sorted_id
 from js2mail.service import Context
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
 from js2mail.store import tenancy
 
-IDEMPOTENCY_LEASE = 60.0  # a claim older than this belongs to a request that died; the key may be reused
 PROVIDER_LIMITS = {"gmail": 36_700_160, "microsoft": 3_000_000, "smtp": 25 * 1024 * 1024}
 
 
@@ -101,40 +100,33 @@ async def enqueue_request(
     source: str = "api",
     extra_event: tuple[str, dict[str, Any]] | None = None,
 ) -> SendOutcome:
-    """Validated request → queue. The idempotency key is claimed first, the body sealed, then both commit."""
+    """Validated request → queue: the body is sealed, then the idempotency record, the message and
+    its events are written in one transaction, so a key is never held by a message not queued."""
     size = mail.estimated_size(req)
     limit = PROVIDER_LIMITS.get(mailbox["provider"], PROVIDER_LIMITS["smtp"])
     if size > limit:
         raise TooLarge(f"message is about {size} bytes; {mailbox['provider']} mailboxes accept at most {limit}",
                        code="message_too_large")
     now = ctx.clock.now()
-    if key is not None:
-        assert fp is not None
-        claim = await ctx.store.write_early(rows.claim_idempotency, workspace_id, app_id, key, fp, now, IDEMPOTENCY_LEASE)
-        if claim.state == "replay":
-            return SendOutcome(claim.response_status or 202, json.loads(claim.response_body or "{}"), replayed=True)
-        if claim.state == "mismatch":
-            raise ValidationError("this idempotency key was used with a different request body",
-                                  code="idempotency_key_reused")
-        if claim.state == "in_flight":
-            raise Conflict("a request with this idempotency key is still being processed; retry shortly",
-                           code="idempotency_in_flight")
-    msg_id = new_id("msg")
+    msg_id = new_sorted_id("msg", now)
     body = {"id": msg_id, "status": "queued"}
-    try:
-        sealed = ctx.sealer.seal(mail.serialize(req), table="message_bodies", column="payload", row_id=msg_id)
-        new = rows.NewMessage(
-            id=msg_id, workspace_id=workspace_id, application_id=app_id, mailbox_id=mailbox["id"], source=source,
-            scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
-            size=size, payload=sealed,
-        )
-        record = (key, 202, json.dumps(body), fp) if key is not None and fp is not None else None
-        event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
-        await ctx.store.write(rows.enqueue, new, now, record, event)
-    except BaseException:
-        if key is not None:
-            await ctx.store.write(rows.release_idempotency, workspace_id, app_id, key)
-        raise
+    sealed = ctx.sealer.seal(mail.serialize(req), table="message_bodies", column="payload", row_id=msg_id)
+    new = rows.NewMessage(
+        id=msg_id, workspace_id=workspace_id, application_id=app_id, mailbox_id=mailbox["id"], source=source,
+        scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
+        size=size, payload=sealed,
+    )
+    record = rows.IdempotencyRecord(key, fp, 202, json.dumps(body)) if key is not None and fp is not None else None
+    event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
+    outcome = await ctx.store.write(rows.enqueue, new, now, record, event)
+    if outcome.state == "replay":
+        return SendOutcome(outcome.response_status or 202, json.loads(outcome.response_body or "{}"), replayed=True)
+    if outcome.state == "mismatch":
+        raise ValidationError("this idempotency key was used with a different request body",
+                              code="idempotency_key_reused")
+    if outcome.state == "in_flight":
+        raise Conflict("a request with this idempotency key is still being processed; retry shortly",
+                       code="idempotency_in_flight")
     runtime = ctx.extras.get("runtime")
     if runtime is not None and (req.scheduled_at is None or req.scheduled_at <= now):
         runtime.kick()

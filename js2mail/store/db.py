@@ -5,13 +5,14 @@ every `await store.write(fn)` waiting at a flush run on the event loop in one tr
 job inside its own SAVEPOINT, so a failing job rolls back alone), then only the COMMIT — the
 fsync, which releases the GIL — runs on a committer thread. Writes arriving meanwhile queue for
 the next batch, so one fsync covers many requests, and no writer thread fights the loop for the
-GIL on a small machine. `write_early` hands its result back as soon as the statements ran
-(visible to every later write, committed with its batch) for work whose loss in a crash is
-harmless, such as claiming an idempotency key. Synchronous callers (the CLI, handlers running in
-a worker thread) take the same connection under a lock with a transaction of their own, so HTTP
-handlers and the scheduler never race for SQLite's lock. WAL checkpoints run on a small
-background thread with its own connection, never stalling the loop. Reads use a per-thread
-connection in autocommit mode: cheap indexed lookups only.
+GIL on a small machine. Synchronous callers (the CLI, handlers running in a worker thread) take
+the same connection under a lock with a transaction of their own, so HTTP handlers and the
+scheduler never race for SQLite's lock. WAL checkpoints are SQLite's own automatic ones (every
+1,000 pages), which run inside COMMIT — on the committer thread, never on the loop — while no
+other write can begin, so each one backfills the whole log and the next transaction rewinds the
+WAL to its start instead of growing the file (appending to a growing file cost a third of the
+CPU: the kernel zeroes every new block). Reads use a per-thread connection in autocommit mode:
+cheap indexed lookups only.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-CHECKPOINT_EVERY = 1.0  # seconds between passive WAL checkpoints while writes happen
-
 
 @dataclass
 class _Job:
@@ -37,7 +36,6 @@ class _Job:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: asyncio.Future[Any] | None
-    early: bool = False
 
 
 class Store:
@@ -55,9 +53,7 @@ class Store:
         self._pending: dict[int, list[_Job]] = {}  # per event loop
         self._committing: set[int] = set()
         self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="js2mail-commit")
-        self._dirty = threading.Event()
-        self._closed = threading.Event()
-        self._checkpointer: threading.Thread | None = None
+        self._closed = False
 
     # connections -------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -68,7 +64,7 @@ class Store:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it, off the loop
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")  # in COMMIT: on the committer thread for the loop's writes
         conn.execute("PRAGMA journal_size_limit = 67108864")
         return conn
 
@@ -91,13 +87,10 @@ class Store:
         return conn
 
     def _writer(self) -> sqlite3.Connection:
-        if self._closed.is_set():
+        if self._closed:
             raise RuntimeError("store is closed")
         if self._wconn is None:
             self._wconn = self.connect()
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="js2mail-checkpoint",
-                                                  daemon=True)
-            self._checkpointer.start()
         return self._wconn
 
     # public API --------------------------------------------------------------------------
@@ -111,13 +104,6 @@ class Store:
         self._enqueue(loop, _Job(fn, args, kwargs, future))
         return await future
 
-    async def write_early(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Like `write`, but answer once the statements ran, before the batch's fsync."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._enqueue(loop, _Job(fn, args, kwargs, future, early=True))
-        return await future
-
     def write_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, ...)` in a transaction of its own (CLI, worker threads)."""
         with self._wlock:
@@ -129,7 +115,6 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        self._dirty.set()
         return result
 
     def write_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -142,10 +127,7 @@ class Store:
         self._enqueue(loop, _Job(fn, args, kwargs, None))
 
     def close(self) -> None:
-        self._closed.set()
-        self._dirty.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=10)
+        self._closed = True
         self._committer.shutdown(wait=True)
         with self._wlock:
             if self._wconn is not None:
@@ -196,10 +178,9 @@ class Store:
             else:
                 conn.execute("RELEASE job")
                 outcomes.append((job, result, None))
-        self._settle([o for o in outcomes if o[0].early])
         self._committing.add(key)
         done = loop.run_in_executor(self._committer, self._commit, conn)
-        done.add_done_callback(lambda f: self._committed(loop, f, [o for o in outcomes if not o[0].early]))
+        done.add_done_callback(lambda f: self._committed(loop, f, outcomes))
 
     def _commit(self, conn: sqlite3.Connection) -> None:
         """On the committer thread: the fsync happens here, with the GIL released."""
@@ -215,7 +196,6 @@ class Store:
     def _committed(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None],
                    outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         self._committing.discard(id(loop))
-        self._dirty.set()
         error = done.exception()
         self._settle(outcomes if error is None else [(job, None, error) for job, _, _ in outcomes])
         if self._pending.get(id(loop)):
@@ -230,18 +210,3 @@ class Store:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(error)
-
-    # checkpoints off the loop ------------------------------------------------------------
-    def _checkpoint_loop(self) -> None:
-        conn = self.connect()
-        try:
-            while not self._closed.is_set():
-                self._dirty.wait()
-                if self._closed.is_set():
-                    break
-                self._dirty.clear()
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                self._closed.wait(CHECKPOINT_EVERY)
-        finally:
-            conn.close()

@@ -20,44 +20,50 @@ TERMINAL = ("sent", "failed", "cancelled")
 
 @dataclass(frozen=True)
 class IdempotencyOutcome:
-    state: str  # "claimed" | "replay" | "in_flight" | "mismatch"
+    state: str  # "accepted" | "replay" | "in_flight" | "mismatch"
     response_status: int | None = None
     response_body: str | None = None
 
 
-def claim_idempotency(
-    conn: sqlite3.Connection, workspace_id: str, app_id: str, key: str, fingerprint: bytes, now: float, lease: float
-) -> IdempotencyOutcome:
-    """Claim by a UNIQUE insert; never check-then-insert."""
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    key: str
+    fingerprint: bytes
+    response_status: int
+    response_body: str
+
+
+def record_idempotency(conn: sqlite3.Connection, workspace_id: str, app_id: str, record: IdempotencyRecord,
+                       now: float) -> IdempotencyOutcome:
+    """Claim the key by a UNIQUE insert of the finished record — never check-then-insert. The
+    insert shares the transaction of the message it answers for, so nobody ever sees a key
+    claimed for a message that is not queued, and a concurrent duplicate waits for the first
+    request's commit and replays it. A row still 'processing' is a claim from a writer that
+    claimed first and queued in a second transaction (earlier development builds did): 409 until
+    its lease ends, then this request takes the key over."""
     inserted = conn.execute(
-        "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, claimed_until, created_at)"
-        " VALUES (?, ?, ?, ?, 'processing', ?, ?) ON CONFLICT DO NOTHING",
-        (workspace_id, app_id, key, fingerprint, now + lease, now),
+        "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, response_status,"
+        " response_body, created_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO NOTHING",
+        (workspace_id, app_id, record.key, record.fingerprint, record.response_status, record.response_body, now),
     ).rowcount
     if inserted:
-        return IdempotencyOutcome("claimed")
+        return IdempotencyOutcome("accepted")
     row = conn.execute(
         "SELECT * FROM idempotency_keys WHERE workspace_id = ? AND application_id = ? AND key = ?",
-        (workspace_id, app_id, key),
+        (workspace_id, app_id, record.key),
     ).fetchone()
-    if row["fingerprint"] != fingerprint:
+    if row["fingerprint"] != record.fingerprint:
         return IdempotencyOutcome("mismatch")
     if row["state"] == "done":
         return IdempotencyOutcome("replay", row["response_status"], row["response_body"])
-    if row["claimed_until"] is not None and row["claimed_until"] < now:  # the first request died mid-way
-        conn.execute(
-            "UPDATE idempotency_keys SET claimed_until = ? WHERE workspace_id = ? AND application_id = ? AND key = ?",
-            (now + lease, workspace_id, app_id, key),
-        )
-        return IdempotencyOutcome("claimed")
-    return IdempotencyOutcome("in_flight")
-
-
-def release_idempotency(conn: sqlite3.Connection, workspace_id: str, app_id: str, key: str) -> None:
-    conn.execute(
-        "DELETE FROM idempotency_keys WHERE workspace_id = ? AND application_id = ? AND key = ? AND state = 'processing'",
-        (workspace_id, app_id, key),
+    if row["claimed_until"] is not None and row["claimed_until"] >= now:
+        return IdempotencyOutcome("in_flight")
+    conn.execute(  # an abandoned claim: this request takes the key over
+        "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, claimed_until = NULL"
+        " WHERE workspace_id = ? AND application_id = ? AND key = ?",
+        (record.response_status, record.response_body, workspace_id, app_id, record.key),
     )
+    return IdempotencyOutcome("accepted")
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,15 @@ def enqueue(
     conn: sqlite3.Connection,
     msg: NewMessage,
     now: float,
-    idempotency: tuple[str, int, str, bytes] | None = None,  # (key, status, body, fingerprint) to record
+    idempotency: IdempotencyRecord | None = None,
     extra_event: tuple[str, dict[str, Any]] | None = None,
-) -> None:
+) -> IdempotencyOutcome:
+    """Queue the message, its sealed body, its `mail.queued` event (and `extra_event`) in one go;
+    with an idempotency record, only if the key is new — otherwise queue nothing and say why."""
+    if idempotency is not None:
+        outcome = record_idempotency(conn, msg.workspace_id, msg.application_id, idempotency, now)
+        if outcome.state != "accepted":
+            return outcome
     due = max(now, msg.scheduled_at or now)
     conn.execute(
         "INSERT INTO messages (id, workspace_id, application_id, mailbox_id, source, status, attempts, created_at,"
@@ -90,20 +102,12 @@ def enqueue(
          json.dumps(msg.recipient_domains), json.dumps(msg.metadata), msg.size),
     )
     conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
-    if idempotency is not None:  # an upsert: the claim may have been lost with a failed batch
-        key, status, body, fingerprint = idempotency
-        conn.execute(
-            "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, response_status,"
-            " response_body, created_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO UPDATE SET"
-            " state = 'done', response_status = excluded.response_status, response_body = excluded.response_body,"
-            " claimed_until = NULL",
-            (msg.workspace_id, msg.application_id, key, fingerprint, status, body, now),
-        )
     data = event_data(msg.id, "queued", 0, None, msg.recipient_domains, msg.metadata)
     events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type="mail.queued", data=data, now=now)
     if extra_event is not None:
         events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type=extra_event[0],
                     data=extra_event[1], now=now)
+    return IdempotencyOutcome("accepted")
 
 
 def event_data(
