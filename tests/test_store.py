@@ -29,7 +29,8 @@ def test_migrations_apply_once_and_use_wal(tmp_path: Path) -> None:
     s.close()
 
 
-def test_a_failing_job_rolls_back_alone(store: Store) -> None:
+@pytest.mark.parametrize("position", [0, 25, 50])
+def test_a_failing_job_rolls_back_alone(store: Store, position: int) -> None:
     def bad(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO t VALUES ('bad', 1)")
         raise ValueError("boom")
@@ -37,10 +38,12 @@ def test_a_failing_job_rolls_back_alone(store: Store) -> None:
     async def main() -> list[object]:
         jobs = [store.write(lambda c, i=i: c.execute("INSERT INTO t VALUES (?, ?)", (f"k{i}", i)).rowcount)
                 for i in range(50)]
-        return await asyncio.gather(*jobs, store.write(bad), return_exceptions=True)
+        jobs.insert(position, store.write(bad))
+        return await asyncio.gather(*jobs, return_exceptions=True)
 
     results = asyncio.run(main())
-    assert sum(isinstance(r, ValueError) for r in results) == 1
+    assert isinstance(results[position], ValueError)
+    assert [r for i, r in enumerate(results) if i != position] == [1] * 50  # each good job ran, once
     keys = {r[0] for r in store.read(lambda c: c.execute("SELECT k FROM t").fetchall())}
     assert keys == {f"k{i}" for i in range(50)}
 

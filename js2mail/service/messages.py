@@ -18,7 +18,6 @@ from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_sorted_i
 from js2mail.service import Context
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
-from js2mail.store import tenancy
 
 PROVIDER_LIMITS = {"gmail": 36_700_160, "microsoft": 3_000_000, "smtp": 25 * 1024 * 1024}
 
@@ -56,8 +55,7 @@ def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, fr
             raise ValidationError(f"from address {address} is not a mailbox connected in this workspace",
                                   code="from_not_connected", details=[{"field": "from", "code": "from_not_connected"}])
     else:
-        app = tenancy.application_by_id(conn, app_id)
-        row = mailbox_rows.by_id(conn, app["default_mailbox_id"]) if app and app["default_mailbox_id"] else None
+        row = mailbox_rows.default_for(conn, app_id)
         if row is None:
             candidates = mailbox_rows.in_workspace(conn, workspace_id)
             if len(candidates) != 1:
@@ -116,7 +114,7 @@ async def enqueue_request(
         scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
         size=size, payload=sealed,
     )
-    record = rows.IdempotencyRecord(key, fp, 202, json.dumps(body)) if key is not None and fp is not None else None
+    record = rows.IdempotencyRecord(key, fp, 202, msgspec.json.encode(body).decode()) if key is not None and fp is not None else None
     event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
     outcome = await ctx.store.write(rows.enqueue, new, now, record, event)
     if outcome.state == "replay":

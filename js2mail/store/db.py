@@ -1,18 +1,21 @@
 """SQLite connections and the single write path.
 
 One write connection per process. In `serve`, writes are *group-committed*: the statements of
-every `await store.write(fn)` waiting at a flush run on the event loop in one transaction (each
-job inside its own SAVEPOINT, so a failing job rolls back alone), then only the COMMIT — the
-fsync, which releases the GIL — runs on a committer thread. Writes arriving meanwhile queue for
-the next batch, so one fsync covers many requests, and no writer thread fights the loop for the
-GIL on a small machine. Synchronous callers (the CLI, handlers running in a worker thread) take
-the same connection under a lock with a transaction of their own, so HTTP handlers and the
-scheduler never race for SQLite's lock. WAL checkpoints are SQLite's own automatic ones (every
-1,000 pages), which run inside COMMIT — on the committer thread, never on the loop — while no
-other write can begin, so each one backfills the whole log and the next transaction rewinds the
-WAL to its start instead of growing the file (appending to a growing file cost a third of the
-CPU: the kernel zeroes every new block). Reads use a per-thread connection in autocommit mode:
-cheap indexed lookups only.
+every `await store.write(fn)` waiting at a flush run on the event loop in one transaction, then
+only the COMMIT — the fsync, which releases the GIL — runs on a committer thread. Writes arriving
+meanwhile queue for the next batch, so one fsync covers many requests, and no writer thread
+fights the loop for the GIL on a small machine. The jobs of a batch run together; only when one
+raises is the batch rolled back and replayed with a SAVEPOINT per job, so a failing job rolls
+back alone. Synchronous callers (the CLI, handlers running in a worker thread) take the same
+connection under a lock with a transaction of their own, so HTTP handlers and the scheduler
+never race for SQLite's lock.
+
+WAL checkpoints are SQLite's own automatic ones (every 1,000 pages), which run inside COMMIT —
+on the committer thread, never on the loop — while no other write of this process can begin,
+so each one backfills the whole log and the next transaction rewinds the WAL to its start
+instead of growing the file (appending to an ever-growing file cost a third of the CPU: the
+kernel zeroes every new block). Reads use a per-thread connection in autocommit mode: cheap
+indexed lookups only.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Store:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA temp_store = MEMORY")  # savepoint journals: a temp file halved insert speed
         conn.execute("PRAGMA wal_autocheckpoint = 1000")  # in COMMIT: on the committer thread for the loop's writes
         conn.execute("PRAGMA journal_size_limit = 67108864")
         return conn
@@ -166,7 +170,32 @@ class Store:
             self._wlock.release()
             self._settle([(job, None, exc) for job in batch])
             return
+        try:
+            outcomes = self._run(conn, batch)
+        except sqlite3.Error as exc:  # the rollback itself failed: nothing of this batch stands
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._wlock.release()
+            self._settle([(job, None, exc) for job in batch])
+            return
+        self._committing.add(key)
+        done = loop.run_in_executor(self._committer, self._commit, conn)
+        done.add_done_callback(lambda f: self._committed(loop, f, outcomes))
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        """Run the batch's jobs in the open transaction. Optimistically all together; if one
+        raises, undo the whole batch and run each job again inside a SAVEPOINT of its own, so
+        the failing job rolls back alone (jobs are plain statements, safe to run again)."""
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            for job in batch:
+                outcomes.append((job, job.fn(conn, *job.args, **job.kwargs), None))
+            return outcomes
+        except Exception:  # noqa: BLE001 - rerun below, each job isolated
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+        outcomes.clear()
         for job in batch:
             conn.execute("SAVEPOINT job")
             try:
@@ -178,9 +207,7 @@ class Store:
             else:
                 conn.execute("RELEASE job")
                 outcomes.append((job, result, None))
-        self._committing.add(key)
-        done = loop.run_in_executor(self._committer, self._commit, conn)
-        done.add_done_callback(lambda f: self._committed(loop, f, outcomes))
+        return outcomes
 
     def _commit(self, conn: sqlite3.Connection) -> None:
         """On the committer thread: the fsync happens here, with the GIL released."""

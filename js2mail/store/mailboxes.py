@@ -43,6 +43,14 @@ def by_id(conn: sqlite3.Connection, mailbox_id: str) -> sqlite3.Row | None:
     return row
 
 
+def default_for(conn: sqlite3.Connection, app_id: str) -> sqlite3.Row | None:
+    """The application's default mailbox, if it has one."""
+    row: sqlite3.Row | None = conn.execute(
+        "SELECT m.* FROM applications a JOIN mailboxes m ON m.id = a.default_mailbox_id WHERE a.id = ?", (app_id,)
+    ).fetchone()
+    return row
+
+
 def listing(conn: sqlite3.Connection, workspace: str | None) -> list[sqlite3.Row]:
     sql = "SELECT m.*, w.slug AS workspace FROM mailboxes m JOIN workspaces w ON w.id = m.workspace_id"
     params: list[str] = []

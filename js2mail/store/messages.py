@@ -12,10 +12,16 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from js2mail.store import events
 
 ACTIVE = ("queued", "retrying")
 TERMINAL = ("sent", "failed", "cancelled")
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def enqueue(
         " updated_at, scheduled_at, next_attempt_at, recipient_domains, metadata, size)"
         " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)",
         (msg.id, msg.workspace_id, msg.application_id, msg.mailbox_id, msg.source, now, now, msg.scheduled_at, due,
-         json.dumps(msg.recipient_domains), json.dumps(msg.metadata), msg.size),
+         _json(msg.recipient_domains), _json(msg.metadata), msg.size),
     )
     conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
     data = event_data(msg.id, "queued", 0, None, msg.recipient_domains, msg.metadata)
