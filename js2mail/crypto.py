@@ -142,9 +142,10 @@ def unwrap_data_key(master: bytes, key_id: int, wrapped: bytes) -> bytes:
         ) from exc
 
 
-def _seal(key: bytes, key_id: int, plaintext: bytes, aad: bytes) -> bytes:
+def _seal(key: bytes | AESGCM, key_id: int, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
-    return HEADER.pack(VERSION, key_id) + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
+    return HEADER.pack(VERSION, key_id) + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
 def parse_header(envelope: bytes) -> tuple[int, int]:
@@ -172,18 +173,21 @@ class Sealer:
     def __init__(self, data_keys: Mapping[int, bytes], reload: Callable[[], Mapping[int, bytes]] | None = None) -> None:
         if not data_keys:
             raise CryptoError("no data keys loaded", code="data_key_missing")
+        self._reload = reload  # another process (`crypto rotate`) may add keys while we run
+        self._use(data_keys)
+
+    def _use(self, data_keys: Mapping[int, bytes]) -> None:
         self._keys = dict(data_keys)
         self.active_key_id = max(self._keys)
-        self._reload = reload  # another process (`crypto rotate`) may add keys while we run
+        self._cipher = AESGCM(self._keys[self.active_key_id])  # the key schedule, computed once
 
     def refresh(self) -> None:
         if self._reload is not None:
-            self._keys = dict(self._reload())
-            self.active_key_id = max(self._keys)
+            self._use(self._reload())
 
     def seal(self, plaintext: bytes, *, table: str, column: str, row_id: str) -> bytes:
         header = HEADER.pack(VERSION, self.active_key_id)
-        return _seal(self._keys[self.active_key_id], self.active_key_id, plaintext, _aad(header, table, column, row_id))
+        return _seal(self._cipher, self.active_key_id, plaintext, _aad(header, table, column, row_id))
 
     def open(self, envelope: bytes, *, table: str, column: str, row_id: str) -> bytes:
         _, key_id = parse_header(envelope)
