@@ -87,16 +87,22 @@ def test_mailbox_commands_find_the_address_without_workspace(home: Path) -> None
     assert run_cli("mailboxes", "list", "--json").json() == []
 
 
-def test_key_version_moves_on_create_revoke_and_cascading_delete(home: Path) -> None:
+def test_catalog_version_moves_on_keys_mailboxes_and_cascading_delete(home: Path) -> None:
     def version() -> int:
-        return sqlite3.connect(home / "js2mail.db").execute("SELECT version FROM api_key_version").fetchone()[0]
+        return sqlite3.connect(home / "js2mail.db").execute("SELECT version FROM catalog_version").fetchone()[0]
 
+    run_cli("keys", "create", "-w", "acme", "-a", "shop")
     start = version()
     key = run_cli("keys", "create", "-w", "acme", "-a", "shop", "--json").json()
     assert version() == start + 1
     assert run_cli("keys", "revoke", key["prefix"]).code == 0
     assert version() == start + 2
-    run_cli("keys", "create", "-w", "acme", "-a", "shop")
+    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "shop@example.com", "--host", "h",
+                   "--port", "25", "--security", "none", "--no-auth").code == 0
+    assert version() > start + 2  # cached mailbox resolutions must be dropped too
+    before = version()
+    assert run_cli("mailboxes", "set-default", "shop@example.com", "--app", "shop", "-w", "acme").code == 0
+    assert version() > before
     before = version()
     assert run_cli("data", "delete", "-w", "acme", "--yes", "acme").code == 0
-    assert version() > before  # the cascade deleted keys: cached lookups must be dropped
+    assert version() > before  # the cascade deleted keys and mailboxes: cached lookups must be dropped

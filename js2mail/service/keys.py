@@ -11,6 +11,7 @@ from js2mail import apikeys
 from js2mail.errors import NotFound
 from js2mail.models import Principal, Scope, iso, new_id
 from js2mail.service import Context, check_slug
+from js2mail.service.catalog import catalog_of
 from js2mail.store import apikeys as key_rows
 from js2mail.store import tenancy
 
@@ -153,17 +154,13 @@ def authenticate(ctx: Context, key: str | None) -> Principal | None:
 
 
 def _lookup(ctx: Context, prefix: str) -> sqlite3.Row | None:
-    """The key row, from a per-process cache that is dropped whenever the key version moves."""
-    cache: dict[str, sqlite3.Row] = ctx.extras.setdefault("key_cache", {})
-    current = ctx.store.read(key_rows.version)
-    if ctx.extras.get("key_cache_version") != current:
-        cache.clear()
-        ctx.extras["key_cache_version"] = current
-    row = cache.get(prefix)
+    """The key row, through the per-process catalog cache."""
+    keys = catalog_of(ctx).fresh().keys
+    row = keys.get(prefix)
     if row is None:
         row = ctx.store.read(key_rows.by_prefix, prefix)
         if row is not None:
-            cache[prefix] = row
+            keys[prefix] = row
     return row
 
 

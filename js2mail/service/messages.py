@@ -16,6 +16,7 @@ from js2mail import mail
 from js2mail.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
 from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_sorted_id
 from js2mail.service import Context
+from js2mail.service.catalog import catalog_of
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
 
@@ -80,7 +81,11 @@ async def send(ctx: Context, principal: Principal | Scope, payload: object, idem
         {k: v for k, v in payload.items() if k != "idempotencyKey"} if isinstance(payload, dict) else payload,
         max_recipients=ctx.settings.dispatch.max_recipients,
     )
-    mailbox = ctx.store.read(resolve_mailbox, principal.workspace_id, principal.application_id, req.from_)
+    mailboxes = catalog_of(ctx).fresh().mailboxes
+    mailbox = mailboxes.get((principal.application_id, req.from_))
+    if mailbox is None:
+        mailbox = ctx.store.read(resolve_mailbox, principal.workspace_id, principal.application_id, req.from_)
+        mailboxes[(principal.application_id, req.from_)] = mailbox
     return await enqueue_request(ctx, principal.workspace_id, principal.application_id, req, mailbox,
                                  key=key, fp=fingerprint(payload) if key and isinstance(payload, dict) else None,
                                  source=source)

@@ -42,11 +42,6 @@ def listing(conn: sqlite3.Connection, workspace: str | None, application: str | 
                        w__slug=workspace, a__slug=application)
 
 
-def version(conn: sqlite3.Connection) -> int:
-    """Changes whenever any key is created, revoked or deleted (triggers in migration m004)."""
-    return int(conn.execute("SELECT version FROM api_key_version WHERE id = 1").fetchone()[0])
-
-
 def revoke(conn: sqlite3.Connection, prefix: str, at: float, replaced_by: str | None = None) -> int:
     """Revoke at `at` (in the future for a rotation grace period); never un-revokes or delays."""
     return conn.execute(

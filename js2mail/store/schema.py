@@ -211,6 +211,31 @@ def m004_api_key_version(db: Database) -> None:
     )
 
 
+@core()
+def m005_catalog_version(db: Database) -> None:
+    """The key version becomes the catalog version: it also moves whenever an application or a
+    mailbox changes (default mailbox, status, secret, removal), so a process can cache the
+    mailbox a request resolves to as safely as its key."""
+    _run(
+        db,
+        """
+        ALTER TABLE api_key_version RENAME TO catalog_version;
+        CREATE TRIGGER applications_inserted AFTER INSERT ON applications
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER applications_updated AFTER UPDATE ON applications
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER applications_deleted AFTER DELETE ON applications
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER mailboxes_inserted AFTER INSERT ON mailboxes
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER mailboxes_updated AFTER UPDATE ON mailboxes
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END;
+        CREATE TRIGGER mailboxes_deleted AFTER DELETE ON mailboxes
+            BEGIN UPDATE catalog_version SET version = version + 1 WHERE id = 1; END
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 

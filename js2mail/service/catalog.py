@@ -1,0 +1,48 @@
+"""A per-process cache of the rows every request reads and that rarely change: API keys by
+prefix, and the mailbox each (application, from) pair resolves to.
+
+The whole cache is dropped whenever the catalog version (`store.catalog`) moves, so a key
+revoked or a mailbox disconnected by another process — the CLI, say — counts from the next
+request on. The version itself is re-read at most once per `MAX_AGE` seconds, which under load
+spreads one indexed read over several requests; a change is therefore seen within a
+millisecond of its commit, as if the request had arrived that much earlier.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from js2mail.store import Store
+from js2mail.store import catalog as catalog_rows
+
+MAX_AGE = 0.001
+
+
+class Catalog:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.version: int | None = None
+        self.checked = float("-inf")
+        self.keys: dict[str, sqlite3.Row] = {}
+        self.mailboxes: dict[tuple[str, str | None], sqlite3.Row] = {}
+
+    def fresh(self) -> Catalog:
+        """Itself, after dropping everything if the catalog changed since it was filled."""
+        now = time.monotonic()
+        if now - self.checked >= MAX_AGE:
+            current = self.store.read(catalog_rows.version)
+            self.checked = now
+            if current != self.version:
+                self.keys.clear()
+                self.mailboxes.clear()
+                self.version = current
+        return self
+
+
+def catalog_of(ctx: Any) -> Catalog:
+    catalog: Catalog | None = ctx.extras.get("catalog")
+    if catalog is None:
+        catalog = ctx.extras["catalog"] = Catalog(ctx.store)
+    return catalog
