@@ -156,3 +156,26 @@ def test_a_mailbox_whose_secret_cannot_be_opened_fails_its_mail_visibly(ctx: Con
     assert attempt_all(ctx, Dispatcher(ctx)) == 1
     row = ctx.store.read(rows.get, None, message_id)
     assert row["status"] == "failed" and "mailbox cannot be used" in row["last_error"]
+
+
+def test_a_claim_left_unfinished_is_409_until_its_lease_ends(ctx: Context) -> None:
+    from js2mail.errors import Conflict
+
+    scope = ensure_scope(ctx, "acme", "shop")
+    payload = {"to": "bob@example.org", "subject": "s", "text": "t", "idempotencyKey": "held"}
+    fp = messages.fingerprint(payload)
+    now = ctx.clock.now()
+    ctx.store.write_sync(lambda c: c.execute(
+        "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, claimed_until,"
+        " created_at) VALUES (?, ?, 'held', ?, 'processing', ?, ?)",
+        (scope.workspace_id, scope.application_id, fp, now + 60, now)))
+    with pytest.raises(Conflict) as held:
+        asyncio.run(messages.send(ctx, scope, payload))
+    assert held.value.code == "idempotency_in_flight"
+    assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
+    ctx.clock.advance(61)  # type: ignore[attr-defined]
+    taken = asyncio.run(messages.send(ctx, scope, payload))
+    assert taken.status_code == 202 and not taken.replayed
+    again = asyncio.run(messages.send(ctx, scope, payload))
+    assert again.replayed and again.body == taken.body
+    assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0]) == 1
