@@ -341,3 +341,38 @@ def test_a_crash_mid_send_loses_nothing(home: Path, smtp: SmtpServer) -> None:
         assert wait_status(client, message_id, {"sent"})["status"] == "sent"
     # the first DATA may still have completed after the kill: at most that one duplicate (see README)
     assert 1 <= len([m for m in smtp.messages if str(m.message["Subject"]) == "crash"]) <= 2
+
+
+def test_any_body_over_http_is_a_4xx_envelope_and_sends_nothing(api: tuple[ServerProcess, httpx.Client],
+                                                                 smtp: SmtpServer) -> None:
+    """`POST /v1/send` is answered ahead of the router: whatever arrives — any JSON value, any
+    bytes, a chunked body — gets a JSON error envelope with a 4xx, never a 500."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, client = api
+    json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                               lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                                   st.sampled_from(["to", "subject", "text", "html", "from", "cc", "headers",
+                                                    "metadata", "attachments", "scheduledAt", "x"]) | st.text(
+                                       max_size=8), inner, max_size=5), max_leaves=12)
+
+    @given(body=st.one_of(json_values.map(lambda v: json.dumps(v).encode()), st.binary(max_size=200)))
+    @settings(max_examples=120, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def attempt(body: bytes) -> None:
+        r = client.post("/v1/send", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code in (400, 422), (body, r.status_code, r.text)
+        assert set(r.json()["error"]) >= {"code", "message"}
+        assert r.headers["RateLimit-Policy"]
+
+    attempt()
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"to": "bob@example.org", '
+        yield b'"subject": "chunked", "text": "x"}'
+
+    r = client.post("/v1/send", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    (got,) = smtp.wait_for(1)
+    assert str(got.message["Subject"]) == "chunked"
