@@ -84,6 +84,8 @@ def test_gmail_connect_send_and_dead_grant(home: Path, google: FakeGoogle, tmp_p
         r = client.post("/v1/send", json={"to": "bob@example.org", "subject": "After revoke", "text": "x"})
         failed = wait_status(client, r.json()["id"], {"sent", "failed"})
         assert failed["status"] == "failed" and failed["attempts"] == 1
+        again = client.post("/v1/send", json={"to": "bob@example.org", "subject": "Still revoked", "text": "x"})
+        assert again.status_code == 422 and again.json()["error"]["code"] == "mailbox_needs_reconnect"
     listed = run_cli("mailboxes", "list", "--json").json()
     assert listed[0]["status"] == "needs_reconnect"
     refused = run_cli("send", "-w", "acme", "-a", "shop", "--to", "x@example.org", "--subject", "s", "--text", "t")

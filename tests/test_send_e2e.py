@@ -376,3 +376,19 @@ def test_any_body_over_http_is_a_4xx_envelope_and_sends_nothing(api: tuple[Serve
     assert r.status_code == 202, r.text
     (got,) = smtp.wait_for(1)
     assert str(got.message["Subject"]) == "chunked"
+
+
+def test_changes_from_the_cli_count_from_the_next_request(api: tuple[ServerProcess, httpx.Client]) -> None:
+    """serve caches keys and mailbox resolutions; a revocation or a removed mailbox made by
+    another process must still be seen by the very next request."""
+    server, client = api
+    payload = {"to": "bob@example.org", "subject": "x", "text": "y", "scheduledAt": "2999-01-01T00:00:00Z"}
+    key = run_cli("keys", "create", "-w", "acme", "-a", "shop", "--json").json()
+    other = httpx.Client(base_url=server.url, headers={"X-Api-Key": key["key"]})
+    assert other.post("/v1/send", json=payload).status_code == 202  # key and mailbox now cached
+    assert run_cli("keys", "revoke", key["prefix"]).code == 0
+    assert other.post("/v1/send", json=payload).status_code == 401
+    assert client.post("/v1/send", json=payload).status_code == 202
+    assert run_cli("mailboxes", "remove", USER).code == 0
+    gone = client.post("/v1/send", json=payload)
+    assert gone.status_code == 422 and gone.json()["error"]["code"] == "no_default_mailbox"
