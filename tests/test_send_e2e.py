@@ -367,6 +367,9 @@ def test_any_body_over_http_is_a_4xx_envelope_and_sends_nothing(api: tuple[Serve
         assert r.headers["RateLimit-Policy"]
 
     attempt()
+    for path in ("/v1/send", "/v1/send/"):  # both spellings, one behaviour: unknown fields are refused
+        r = client.post(path, json={"to": "bob@example.org", "subject": "x", "text": "y", "bogus": 1})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["code"] == "unknown_field"
 
     def chunks() -> Iterator[bytes]:
         yield b'{"to": "bob@example.org", '

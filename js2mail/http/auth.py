@@ -96,7 +96,7 @@ def with_send_endpoint(app: ASGIApp, gate: Gate) -> ASGIApp:
     """`POST /v1/send` straight to `send_endpoint`, everything else to the Litestar app."""
 
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == send_endpoint.PATH and scope.get("method") == "POST":
+        if scope["type"] == "http" and scope["path"] in send_endpoint.PATHS and scope.get("method") == "POST":
             admitted = await gate.admit(scope, send)
             if admitted is not None:
                 await send_endpoint.handle(gate.ctx, admitted[0], scope, receive, admitted[1])  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from js2mail.service import messages as svc
 
 log = logging.getLogger("js2mail.http")
 
-PATH = "/v1/send"
+PATHS = ("/v1/send", "/v1/send/")  # Litestar routes both spellings to the same handler
 _JSON = (b"content-type", b"application/json")
 
 
