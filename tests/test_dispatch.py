@@ -179,3 +179,14 @@ def test_a_claim_left_unfinished_is_409_until_its_lease_ends(ctx: Context) -> No
     again = asyncio.run(messages.send(ctx, scope, payload))
     assert again.replayed and again.body == taken.body
     assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0]) == 1
+
+
+def test_the_mailbox_cache_is_keyed_by_address_not_display_name(ctx: Context, smtp: SmtpServer) -> None:
+    from js2mail.service.catalog import catalog_of
+
+    for i in range(20):
+        queue(ctx, **{"from": f"Order {i} <Shop@Example.com>"})
+    assert len(catalog_of(ctx).mailboxes) == 1  # not one entry per display name
+    assert attempt_all(ctx, Dispatcher(ctx)) == 20
+    assert sorted(str(m.message["From"]) for m in smtp.messages)[:2] == ["Order 0 <shop@example.com>",
+                                                                         "Order 1 <shop@example.com>"]

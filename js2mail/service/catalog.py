@@ -18,6 +18,7 @@ from js2mail.store import Store
 from js2mail.store import catalog as catalog_rows
 
 MAX_AGE = 0.001
+MAX_ENTRIES = 10_000  # per map; a process serving more keys or mailboxes than this just reads more
 
 
 class Catalog:
@@ -39,6 +40,11 @@ class Catalog:
                 self.mailboxes.clear()
                 self.version = current
         return self
+
+    def remember(self, rows: dict[Any, sqlite3.Row], key: Any, row: sqlite3.Row) -> None:
+        if len(rows) >= MAX_ENTRIES:
+            rows.clear()
+        rows[key] = row
 
 
 def catalog_of(ctx: Any) -> Catalog:

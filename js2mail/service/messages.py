@@ -48,9 +48,9 @@ def fingerprint(payload: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical).digest()
 
 
-def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, from_: str | None) -> sqlite3.Row:
-    if from_:
-        _, address = mail.parse_mailbox(from_)
+def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, address: str | None) -> sqlite3.Row:
+    """The mailbox a send goes out through: the one with the `from` address, or the default."""
+    if address:
         row = mailbox_rows.by_address(conn, workspace_id, address)
         if row is None:
             raise ValidationError(f"from address {address} is not a mailbox connected in this workspace",
@@ -81,11 +81,13 @@ async def send(ctx: Context, principal: Principal | Scope, payload: object, idem
         {k: v for k, v in payload.items() if k != "idempotencyKey"} if isinstance(payload, dict) else payload,
         max_recipients=ctx.settings.dispatch.max_recipients,
     )
-    mailboxes = catalog_of(ctx).fresh().mailboxes
-    mailbox = mailboxes.get((principal.application_id, req.from_))
+    address = mail.parse_mailbox(req.from_)[1] if req.from_ else None
+    cache_key = (principal.application_id, address and address.lower())  # display names vary; addresses don't
+    catalog = catalog_of(ctx).fresh()
+    mailbox = catalog.mailboxes.get(cache_key)
     if mailbox is None:
-        mailbox = ctx.store.read(resolve_mailbox, principal.workspace_id, principal.application_id, req.from_)
-        mailboxes[(principal.application_id, req.from_)] = mailbox
+        mailbox = ctx.store.read(resolve_mailbox, principal.workspace_id, principal.application_id, address)
+        catalog.remember(catalog.mailboxes, cache_key, mailbox)
     return await enqueue_request(ctx, principal.workspace_id, principal.application_id, req, mailbox,
                                  key=key, fp=fingerprint(payload) if key and isinstance(payload, dict) else None,
                                  source=source)
