@@ -57,9 +57,10 @@ class Runtime:
     async def purge(self) -> dict[str, int]:
         before = self.ctx.clock.now() - self.ctx.settings.privacy.retention_days * 86400
         counts: dict[str, int] = await self.ctx.store.write(rows.purge, before)
-        buckets = self.ctx.extras.get("buckets")
-        if buckets is not None:
-            buckets.prune(3600)
+        for name in ("buckets", "form_buckets"):
+            buckets = self.ctx.extras.get(name)
+            if buckets is not None:
+                buckets.prune(buckets.refill_seconds)
         if any(counts.values()):
             log.info("retention purge: %s", counts)
         return counts
