@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from js2mail.errors import Forbidden, TooLarge, ValidationError
 from js2mail.mail import has_control
+from js2mail.models import is_json_media
 
 REPLY_FIELDS = ("_replyto", "email")
 HONEYPOTS = ("_gotcha", "_honey", "botcheck")
@@ -185,9 +186,7 @@ def cors_headers(origin: str | None, allowed: Sequence[str], *, preflight: bool)
 
 
 def wants_json(accept: str | None, content_type: str | None, x_requested_with: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return ("application/json" in (accept or "").lower() or bool(x_requested_with)
-            or media == "application/json" or media.endswith("+json"))
+    return "application/json" in (accept or "").lower() or bool(x_requested_with) or is_json_media(content_type)
 
 
 def redirect_target(*, next_url: str | None, form_redirect: str | None, allowed_origins: Sequence[str],

@@ -18,6 +18,16 @@ def new_id(prefix: str, length: int = 20) -> str:
     return f"{prefix}_" + base64.b32encode(secrets.token_bytes(length * 5 // 8 + 1)).decode()[:length].lower()
 
 
+def media_type(content_type: str | None) -> str:
+    """`Content-Type: Application/JSON; charset=utf-8` → `application/json`."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json_media(content_type: str | None) -> bool:
+    media = media_type(content_type)
+    return media == "application/json" or media.endswith("+json")
+
+
 def new_sorted_id(prefix: str, now: float | None = None) -> str:
     """`prefix_` + 32 hex digits: 48 bits of milliseconds since 1970, then 80 random bits, like a
     ULID. Ids sort by creation time, so new rows append to the end of their index instead of

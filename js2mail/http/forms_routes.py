@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException
 from js2mail import forms
 from js2mail.errors import Js2MailError, RateLimited, UnsupportedMediaType, ValidationError
 from js2mail.http.errors import STATUS_BY_KIND
-from js2mail.models import Principal
+from js2mail.models import Principal, is_json_media, media_type
 from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
 from js2mail.service import forms as svc
@@ -71,8 +71,8 @@ def _error(exc: Js2MailError, json_mode: bool, cors: dict[str, str]) -> Response
 
 
 async def _read_pairs(request: Request[Any, Any, Any]) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media == "application/json" or media.endswith("+json"):
+    media = media_type(request.headers.get("content-type"))
+    if is_json_media(media):
         try:
             data = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:

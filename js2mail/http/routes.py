@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from js2mail.errors import UnsupportedMediaType
 from js2mail.http import schemas
 from js2mail.http.auth import PRINCIPAL
-from js2mail.models import Principal
+from js2mail.models import Principal, is_json_media
 from js2mail.service import Context
 from js2mail.service import messages as svc
 
@@ -22,9 +22,7 @@ V1 = ["v1"]
 
 def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """A guard, so the media type is checked before Litestar reads the body."""
-    ctype = connection.headers.get("content-type", "")
-    media = ctype.split(";", 1)[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
+    if not is_json_media(connection.headers.get("content-type")):
         raise UnsupportedMediaType("send the request body as JSON (Content-Type: application/json)")
 
 

@@ -17,7 +17,7 @@ import msgspec
 
 from js2mail.errors import BadRequest, Js2MailError, TooLarge, UnsupportedMediaType
 from js2mail.http.errors import domain_error_parts, error_body
-from js2mail.models import Principal
+from js2mail.models import Principal, is_json_media
 from js2mail.service import Context
 from js2mail.service import messages as svc
 
@@ -29,11 +29,6 @@ _JSON = (b"content-type", b"application/json")
 
 class ClientGone(Exception):
     """The client disconnected before its body arrived; nothing to answer."""
-
-
-def is_json(content_type: bytes | None) -> bool:
-    media = (content_type or b"").split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or media.endswith(b"+json")
 
 
 async def read_body(receive: Any, limit: int, declared: int | None) -> bytes:
@@ -80,7 +75,7 @@ async def _answer(ctx: Context, principal: Principal, scope: dict[str, Any],
                   receive: Any) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     try:
         ctype, length, idem = _headers(scope)
-        if not is_json(ctype):
+        if not is_json_media(ctype.decode("latin-1") if ctype is not None else None):
             raise UnsupportedMediaType("send the request body as JSON (Content-Type: application/json)")
         declared = int(length) if length is not None and length.isdigit() else None
         raw = await read_body(receive, ctx.settings.server.max_body_bytes, declared)
