@@ -9,21 +9,21 @@ as Litestar middleware for the routed /v1 endpoints, and in front of the router 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from js2mail import apikeys
 from js2mail.http import send_endpoint
-from js2mail.http.errors import UNAUTHORIZED_BODY
+from js2mail.http.errors import UNAUTHORIZED_BODY, error_body, error_object
 from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
 from js2mail.service.keys import authenticate
 
 PRINCIPAL = "js2mail_principal"
-_UNAUTHORIZED = json.dumps(UNAUTHORIZED_BODY).encode()
+_UNAUTHORIZED = msgspec.json.encode(UNAUTHORIZED_BODY)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -62,9 +62,7 @@ class Gate:
         decision = self.buckets.take(principal.application_id)
         extra = [(b"ratelimit-policy", self.policy), (b"ratelimit", self.buckets.header(decision).encode())]
         if not decision.allowed:
-            body = json.dumps(
-                {"error": {"code": "rate_limited", "message": f"Too many requests; retry in {decision.retry_after}s."}}
-            ).encode()
+            body = error_body(error_object("rate_limited", f"Too many requests; retry in {decision.retry_after}s."))
             await _reply(send, 429, body, [*extra, (b"retry-after", str(decision.retry_after).encode())])
             return None
 

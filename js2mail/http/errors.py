@@ -49,11 +49,20 @@ UNAUTHORIZED_BODY = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
+INTERNAL_ERROR = "Something went wrong on our side."
+
+
+def error_object(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The envelope's `error` member: `details` only when there are some."""
+    error: dict[str, Any] = {"code": code, "message": message}
     if details:
-        body["details"] = details
-    return Response({"error": body}, status_code=status, media_type=MediaType.JSON, headers=headers)
+        error["details"] = details
+    return error
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"error": error_object(code, message, details)}, status_code=status, media_type=MediaType.JSON,
+                    headers=headers)
 
 
 def error_body(error: dict[str, Any]) -> bytes:
@@ -66,10 +75,8 @@ def domain_error_parts(exc: Js2MailError) -> tuple[int, dict[str, Any], dict[str
     status = STATUS_BY_KIND.get(exc.kind, 400)
     if status >= 500:
         log.error("server-side error: %s (%s)", exc.message, exc.code)
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        error["details"] = exc.details
-    return status, error, {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    return status, error_object(exc.code, exc.message, exc.details), headers
 
 
 def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -88,7 +95,7 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
         return error_response(422, "validation_error", "The request is not valid.", _extra(exc))
     if status >= 500:
         log.error("unhandled HTTP exception: %r", exc)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
+        return error_response(500, "internal_error", INTERNAL_ERROR)
     if status == 400 and "JSON is malformed" in str(exc.detail):
         return error_response(400, "bad_json", f"The request body is not valid JSON: {exc.detail}")
     code = CODE_BY_STATUS.get(status, "http_error")
@@ -106,7 +113,7 @@ def _extra(exc: HTTPException) -> list[dict[str, Any]] | None:
 
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "Something went wrong on our side.")
+    return error_response(500, "internal_error", INTERNAL_ERROR)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from js2mail.errors import BadRequest, Js2MailError, TooLarge, UnsupportedMediaType
-from js2mail.http.errors import domain_error_parts, error_body
+from js2mail.http.errors import INTERNAL_ERROR, domain_error_parts, error_body, error_object
 from js2mail.models import Principal, is_json_media
 from js2mail.service import Context
 from js2mail.service import messages as svc
@@ -91,6 +91,6 @@ async def _answer(ctx: Context, principal: Principal, scope: dict[str, Any],
         return status, error_body(error), [(k.lower().encode(), v.encode()) for k, v in extra.items()]
     except Exception:  # a bug: logged, answered like every other unhandled error, never a traceback
         log.exception("unhandled error in POST /v1/send")
-        return 500, error_body({"code": "internal_error", "message": "Something went wrong on our side."}), []
+        return 500, error_body(error_object("internal_error", INTERNAL_ERROR)), []
     headers = [(b"idempotent-replayed", b"true")] if outcome.replayed else []
     return outcome.status_code, msgspec.json.encode(outcome.body), headers
