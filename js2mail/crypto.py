@@ -129,7 +129,7 @@ def _aad(header: bytes, table: str, column: str, row_id: str) -> bytes:
 
 
 def wrap_data_key(master: bytes, key_id: int, data_key: bytes) -> bytes:
-    return _seal(master, 0, data_key, _aad(HEADER.pack(VERSION, 0), "data_keys", "wrapped", str(key_id)))
+    return _seal(AESGCM(master), 0, data_key, _aad(HEADER.pack(VERSION, 0), "data_keys", "wrapped", str(key_id)))
 
 
 def unwrap_data_key(master: bytes, key_id: int, wrapped: bytes) -> bytes:
@@ -142,9 +142,8 @@ def unwrap_data_key(master: bytes, key_id: int, wrapped: bytes) -> bytes:
         ) from exc
 
 
-def _seal(key: bytes | AESGCM, key_id: int, plaintext: bytes, aad: bytes) -> bytes:
+def _seal(cipher: AESGCM, key_id: int, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
-    cipher = key if isinstance(key, AESGCM) else AESGCM(key)
     return HEADER.pack(VERSION, key_id) + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 

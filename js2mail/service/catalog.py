@@ -14,6 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
+from js2mail.service import Context
 from js2mail.store import Store
 from js2mail.store import catalog as catalog_rows
 
@@ -47,7 +48,7 @@ class Catalog:
         rows[key] = row
 
 
-def catalog_of(ctx: Any) -> Catalog:
+def catalog_of(ctx: Context) -> Catalog:
     catalog: Catalog | None = ctx.extras.get("catalog")
     if catalog is None:
         catalog = ctx.extras["catalog"] = Catalog(ctx.store)
