@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -21,20 +20,7 @@ from js2mail.providers.gmail import (
     next_pacific_midnight,
     parse_retry_after,
 )
-from tests.support.fake_google import FakeGoogle, ca_file, google_error
-
-
-@pytest.fixture
-def trust_test_ca(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", ca_file())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file())
-
-
-@pytest.fixture
-def google(trust_test_ca: None) -> Iterator[FakeGoogle]:
-    with FakeGoogle() as fake:
-        yield fake
-        assert fake.errors == []
+from tests.support.fake_google import FakeGoogle, google_error
 
 
 def make_provider(google: FakeGoogle, **kw: object) -> GmailProvider:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
@@ -21,19 +20,6 @@ from js2mail.providers.graph import (
 )
 from tests.support.fake_google import ca_file
 from tests.support.fake_microsoft import FakeMicrosoft, graph_error
-
-
-@pytest.fixture
-def trust_test_ca(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", ca_file())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file())
-
-
-@pytest.fixture
-def ms(trust_test_ca: None) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft() as fake:
-        yield fake
-        assert fake.errors == []
 
 
 class Saved:

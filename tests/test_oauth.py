@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,26 +28,6 @@ from js2mail.providers.gmail import GmailProvider
 from js2mail.providers.graph import GraphProvider
 from tests.support.fake_google import FakeGoogle, browse, ca_file, pkce_challenge
 from tests.support.fake_microsoft import FakeMicrosoft, browse_form_post
-
-
-@pytest.fixture
-def trust_test_ca(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", ca_file())
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file())
-
-
-@pytest.fixture
-def google(trust_test_ca: None) -> Iterator[FakeGoogle]:
-    with FakeGoogle() as fake:
-        yield fake
-        assert fake.errors == []
-
-
-@pytest.fixture
-def ms(trust_test_ca: None) -> Iterator[FakeMicrosoft]:
-    with FakeMicrosoft() as fake:
-        yield fake
-        assert fake.errors == []
 
 
 @pytest.fixture
