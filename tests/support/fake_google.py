@@ -269,6 +269,33 @@ def google_error(status: int, message: str, reason: str, domain: str = "global")
     }
 
 
+class FakeIdentityProvider(FakeServer):
+    """What the fake Google and Microsoft share: issued access tokens, the token requests seen,
+    and queued failures for the next sends."""
+
+    def __init__(self, *, tls: bool = True) -> None:
+        super().__init__(tls=tls)
+        self.token_requests: list[dict[str, str]] = []
+        self.access_tokens: dict[str, float] = {}  # token -> expiry (unix)
+        self._send_failures: deque[Response] = deque()
+
+    def invalidate_access_tokens(self) -> None:
+        """Server-side death of every access token (password change): the client still thinks they're fine."""
+        with self.lock:
+            self.access_tokens.clear()
+
+    def refresh_grants(self) -> list[dict[str, str]]:
+        return [r for r in self.token_requests if r.get("grant_type") == "refresh_token"]
+
+    def _fail_next_sends(self, response: Response, times: int) -> None:
+        with self.lock:
+            self._send_failures.extend([response] * times)
+
+    def _next_send_failure(self) -> Response | None:
+        with self.lock:
+            return self._send_failures.popleft() if self._send_failures else None
+
+
 @dataclass
 class SentGmail:
     via: str  # "json" or "upload"
@@ -277,7 +304,7 @@ class SentGmail:
     access_token: str
 
 
-class FakeGoogle(FakeServer):
+class FakeGoogle(FakeIdentityProvider):
     def __init__(
         self,
         *,
@@ -293,13 +320,10 @@ class FakeGoogle(FakeServer):
         self.consent = "approve"  # or "deny": the user clicks Cancel on the consent screen
         self.granted_scope: str | None = None  # what the user leaves ticked; None = what was asked
         self.auth_requests: list[dict[str, str]] = []
-        self.token_requests: list[dict[str, str]] = []
         self.refresh_tokens: dict[str, str] = {}  # token -> scope
         self.revoked: set[str] = set()
-        self.access_tokens: dict[str, float] = {}  # token -> expiry (unix)
         self.sent: list[SentGmail] = []
         self._codes: dict[str, dict[str, str]] = {}
-        self._send_failures: deque[Response] = deque()
 
     # -- test controls
 
@@ -350,11 +374,6 @@ class FakeGoogle(FakeServer):
         with self.lock:
             self.revoked.update([refresh_token] if refresh_token else list(self.refresh_tokens))
 
-    def invalidate_access_tokens(self) -> None:
-        """Server-side death of every access token (password change): the client still thinks they're fine."""
-        with self.lock:
-            self.access_tokens.clear()
-
     def fail_next_send(
         self,
         status: int,
@@ -366,12 +385,8 @@ class FakeGoogle(FakeServer):
         domain: str = "global",
     ) -> None:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        response = Response.json(status, google_error(status, message or reason, reason, domain), headers)
-        with self.lock:
-            self._send_failures.extend([response] * times)
-
-    def refresh_grants(self) -> list[dict[str, str]]:
-        return [r for r in self.token_requests if r.get("grant_type") == "refresh_token"]
+        self._fail_next_sends(Response.json(status, google_error(status, message or reason, reason, domain), headers),
+                              times)
 
     # -- routing
 
@@ -464,8 +479,9 @@ class FakeGoogle(FakeServer):
                 google_error(401, "Request had invalid authentication credentials.", "authError"),
                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
             )
-        if self._send_failures:
-            return self._send_failures.popleft()
+        failure = self._next_send_failure()
+        if failure is not None:
+            return failure
         if via == "json":
             try:
                 encoded = request.json()["raw"]

@@ -26,7 +26,6 @@ import json
 import re
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -38,7 +37,7 @@ import requests
 
 from js2mail.config import MicrosoftConfig
 from tests.support.fake_google import (
-    FakeServer,
+    FakeIdentityProvider,
     Request,
     Response,
     ca_file,
@@ -76,7 +75,7 @@ class SentGraph:
     access_token: str
 
 
-class FakeMicrosoft(FakeServer):
+class FakeMicrosoft(FakeIdentityProvider):
     def __init__(
         self,
         *,
@@ -97,14 +96,11 @@ class FakeMicrosoft(FakeServer):
         self.device_interval = device_interval
         self.consent = "approve"  # or "deny"
         self.authorize_requests: list[dict[str, str]] = []
-        self.token_requests: list[dict[str, str]] = []
         self.refresh_tokens: dict[str, bool] = {}  # token -> still valid
         self.issued_refresh_tokens: list[str] = []
-        self.access_tokens: dict[str, float] = {}
         self.sent: list[SentGraph] = []
         self._codes: dict[str, dict[str, str]] = {}
         self._devices: dict[str, dict[str, Any]] = {}
-        self._send_failures: deque[Response] = deque()
 
     # -- test controls
 
@@ -163,10 +159,6 @@ class FakeMicrosoft(FakeServer):
             for token in self.refresh_tokens:
                 self.refresh_tokens[token] = False
 
-    def invalidate_access_tokens(self) -> None:
-        with self.lock:
-            self.access_tokens.clear()
-
     def fail_next_send(
         self,
         status: int,
@@ -177,13 +169,7 @@ class FakeMicrosoft(FakeServer):
         times: int = 1,
     ) -> None:
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        with self.lock:
-            self._send_failures.extend(
-                [Response.json(status, graph_error(code, message or code), headers)] * times
-            )
-
-    def refresh_grants(self) -> list[dict[str, str]]:
-        return [r for r in self.token_requests if r.get("grant_type") == "refresh_token"]
+        self._fail_next_sends(Response.json(status, graph_error(code, message or code), headers), times)
 
     # -- routing
 
@@ -403,8 +389,9 @@ class FakeMicrosoft(FakeServer):
                 401,
                 graph_error("InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
             )
-        if self._send_failures:
-            return self._send_failures.popleft()
+        failure = self._next_send_failure()
+        if failure is not None:
+            return failure
         if len(request.body) > GRAPH_MAX_REQUEST:
             return Response.json(
                 413, graph_error("RequestBodyTooLarge", "The maximum request length supported is 4MB.")
