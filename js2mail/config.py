@@ -53,6 +53,7 @@ class DispatchConfig:
     lease_seconds: float = 300.0
     send_timeout: float = 60.0
     max_recipients: int = 50
+    max_schedule_days: float = 30.0  # how far ahead scheduledAt may be
 
 
 @dataclass

@@ -41,6 +41,11 @@ MAX_METADATA_KEY = 40
 MAX_METADATA_VALUE = 500
 MAX_FILENAME = 255
 MAX_ATTACHMENTS = 50
+MAX_REPLY_TO = 10
+MAX_FIELDS = 32  # a /v1/send body has 13 known fields; far more is refused before looking at any
+MAX_DETAILS = 20  # a 422 lists the first problems and counts the rest
+MAX_DISPLAY_NAME = 300
+MAX_WORD = 900  # an unbreakable run this long still fits SMTP's 998-octet line after "Header: "
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext: printable ASCII except ':'
 NAMED = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]+)>\s*$')
@@ -51,6 +56,11 @@ BLOCKED_EXTENSIONS = {".ade", ".adp", ".apk", ".appx", ".bat", ".cab", ".chm", "
                       ".dmg", ".exe", ".hta", ".ins", ".isp", ".iso", ".jar", ".js", ".jse", ".lib", ".lnk",
                       ".mde", ".msc", ".msi", ".msix", ".msp", ".mst", ".nsh", ".pif", ".ps1", ".scr", ".sct",
                       ".shb", ".sys", ".vb", ".vbe", ".vbs", ".vxd", ".wsc", ".wsf", ".wsh"}
+# Trace and authentication fields are written by the servers a mail passes through; an app that
+# sets them forges a delivery path or a verdict.
+TRACE_HEADERS = {"received", "received-spf", "authentication-results", "dkim-signature", "domainkey-signature",
+                 "delivered-to", "x-original-to", "return-receipt-to"}
+TRACE_PREFIXES = ("resent-", "arc-")
 KNOWN_FIELDS = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments", "headers",
                 "metadata", "idempotencyKey", "scheduledAt"}
 
@@ -79,11 +89,33 @@ class MailRequest:
 
 
 class _Problems:
+    """The problems found, of which only the first `MAX_DETAILS` are kept: a request with a million
+    bad entries gets a small 422, not a response as large as itself."""
+
     def __init__(self) -> None:
         self.items: list[dict[str, str]] = []
+        self.count = 0
 
     def add(self, where: str, code: str, message: str) -> None:
-        self.items.append({"field": where, "code": code, "message": message})
+        self.count += 1
+        if len(self.items) < MAX_DETAILS:
+            self.items.append({"field": where, "code": code, "message": message})
+
+    def raise_if_any(self) -> None:
+        if not self.count:
+            return
+        first = self.items[0]
+        more = f" (and {self.count - 1} more)" if self.count > 1 else ""
+        details = list(self.items)
+        if self.count > len(self.items):
+            details.append({"field": "", "code": "more_problems",
+                            "message": f"{self.count - len(self.items)} more problems not listed"})
+        raise ValidationError(f"{first['field']}: {first['message']}{more}", details=details)
+
+
+def longest_word(value: str) -> int:
+    """The longest run without whitespace: where a header line cannot be folded."""
+    return max((len(w) for w in value.split()), default=0)
 
 
 def has_control(value: str) -> bool:
@@ -140,7 +172,8 @@ def format_address(display_name: str, address: str) -> str:
     return f"{display_name} <{address}>"
 
 
-def _addresses(value: Any, where: str, problems: _Problems, *, required: bool = False) -> tuple[str, ...]:
+def _addresses(value: Any, where: str, problems: _Problems, *, limit: int,
+               required: bool = False) -> tuple[str, ...]:
     if value is None or value == [] or value == "":
         if required:
             problems.add(where, "required", f"at least one {where} address is required")
@@ -149,6 +182,10 @@ def _addresses(value: Any, where: str, problems: _Problems, *, required: bool = 
     if not isinstance(items, list):
         problems.add(where, "invalid_type", f"{where} must be a string or a list of strings")
         return ()
+    if len(items) > limit:  # refused before a single entry is looked at
+        code = "too_many_recipients" if where != "replyTo" else "too_many_addresses"
+        problems.add(where, code, f"{where} has {len(items)} entries; at most {limit}")
+        return ()
     out: list[str] = []
     for i, item in enumerate(items):
         spot = f"{where}[{i}]" if not isinstance(value, str) else where
@@ -156,10 +193,22 @@ def _addresses(value: Any, where: str, problems: _Problems, *, required: bool = 
             problems.add(spot, "invalid_type", "must be a string")
             continue
         try:
-            out.append(format_address(*parse_mailbox(item)))
+            out.append(_checked_address(item))
         except ValueError as exc:
             problems.add(spot, "invalid_address", f"{item[:100]!r} {exc}")
     return tuple(out)
+
+
+def _checked_address(value: str) -> str:
+    """`format_address(*parse_mailbox(value))`, refusing display names no header line can hold."""
+    if len(value) > MAX_DISPLAY_NAME + 300:
+        raise ValueError("is too long for an address")
+    name, address = parse_mailbox(value)
+    if len(name) > MAX_DISPLAY_NAME:
+        raise ValueError(f"has a display name over {MAX_DISPLAY_NAME} characters")
+    if longest_word(name) > MAX_WORD:
+        raise ValueError(f"has a display name with a word over {MAX_WORD} characters (SMTP lines end at 998)")
+    return format_address(name, address)
 
 
 def _text(payload: dict[str, Any], key: str, problems: _Problems) -> str | None:
@@ -221,8 +270,13 @@ def _headers(value: Any, problems: _Problems) -> tuple[tuple[str, str], ...]:
             problems.add(where, "invalid_header_name", "header names are printable ASCII without ':' or spaces")
         elif name.lower() in RESERVED_HEADERS or name.lower().startswith("content-"):
             problems.add(where, "reserved_header", f"{name} is set by js2mail and cannot be overridden")
+        elif name.lower() in TRACE_HEADERS or name.lower().startswith(TRACE_PREFIXES):
+            problems.add(where, "trace_header", f"{name} is a trace or authentication field that only the "
+                                                "servers a mail passes through may write")
         elif not isinstance(val, str) or has_control(val) or len(val) > MAX_HEADER_VALUE:
             problems.add(where, "invalid_header_value", "header values are strings without control characters")
+        elif val.isascii() and longest_word(val) + len(name) + 2 > MAX_WORD:
+            problems.add(where, "line_too_long", f"a word in {name} is too long for one 998-octet SMTP line")
         else:
             out.append((name, val))
     return tuple(out)
@@ -246,26 +300,43 @@ def _metadata(value: Any, problems: _Problems) -> dict[str, str]:
     return out
 
 
-def _scheduled(value: Any, problems: _Problems) -> float | None:
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?",
+                     re.ASCII)
+
+
+def _scheduled(value: Any, problems: _Problems, now: float | None, max_ahead: float | None) -> float | None:
     if value is None:
         return None
     try:
-        if not isinstance(value, str) or len(value) > 40:
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
             raise ValueError
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         problems.add("scheduledAt", "invalid_datetime", "scheduledAt must be ISO 8601, e.g. 2026-06-01T09:00:00Z")
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    at = moment.timestamp()
+    if now is not None and max_ahead is not None and at > now + max_ahead:
+        problems.add("scheduledAt", "scheduled_too_far",
+                     f"scheduledAt may be at most {max_ahead / 86400:g} days ahead ([dispatch] max_schedule_days)")
+        return None
+    return at
 
 
-def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequest:
-    """A validated, normalized request, or one ValidationError listing every problem."""
+def parse_send_request(payload: object, *, max_recipients: int = 50, now: float | None = None,
+                       max_schedule_ahead: float | None = None) -> MailRequest:
+    """A validated, normalized request, or one ValidationError listing its problems (the first
+    `MAX_DETAILS`, and how many more). Work is bounded before it starts: an object with far too many
+    fields and lists longer than their limit are refused without looking at their entries."""
     if not isinstance(payload, dict):
         raise ValidationError("the request body must be a JSON object", details=[
             {"field": "", "code": "invalid_type", "message": "expected an object"}])
+    if len(payload) > MAX_FIELDS:
+        raise ValidationError(f"the request has {len(payload)} fields; /v1/send knows {len(KNOWN_FIELDS)}",
+                              code="too_many_fields", details=[
+                                  {"field": "", "code": "too_many_fields",
+                                   "message": f"at most {MAX_FIELDS} fields: {', '.join(sorted(KNOWN_FIELDS))}"}])
     problems = _Problems()
     for key in payload:
         if key not in KNOWN_FIELDS:
@@ -277,14 +348,14 @@ def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequ
             from_ = None
         else:
             try:
-                from_ = format_address(*parse_mailbox(from_))
+                from_ = _checked_address(from_)
             except ValueError as exc:
                 problems.add("from", "invalid_address", f"{from_[:100]!r} {exc}")
                 from_ = None
-    to = _addresses(payload.get("to"), "to", problems, required=True)
-    cc = _addresses(payload.get("cc"), "cc", problems)
-    bcc = _addresses(payload.get("bcc"), "bcc", problems)
-    reply_to = _addresses(payload.get("replyTo"), "replyTo", problems)
+    to = _addresses(payload.get("to"), "to", problems, limit=max_recipients, required=True)
+    cc = _addresses(payload.get("cc"), "cc", problems, limit=max_recipients)
+    bcc = _addresses(payload.get("bcc"), "bcc", problems, limit=max_recipients)
+    reply_to = _addresses(payload.get("replyTo"), "replyTo", problems, limit=MAX_REPLY_TO)
     if len(to) + len(cc) + len(bcc) > max_recipients:
         problems.add("to", "too_many_recipients", f"at most {max_recipients} recipients in to, cc and bcc together")
     subject = payload.get("subject")
@@ -295,6 +366,9 @@ def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequ
         problems.add("subject", "control_character", "subject may not contain control characters or line breaks")
     elif len(subject) > MAX_SUBJECT:
         problems.add("subject", "too_long", f"subject is at most {MAX_SUBJECT} characters")
+    elif subject.isascii() and longest_word(subject) > MAX_WORD:
+        problems.add("subject", "line_too_long", f"subject has a word over {MAX_WORD} characters; SMTP lines "
+                                                 "end at 998 octets")
     text, html = _text(payload, "text", problems), _text(payload, "html", problems)
     if text is None and html is None:
         problems.add("text", "required", "give text, html or both")
@@ -302,13 +376,10 @@ def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequ
         from_=from_, to=to, cc=cc, bcc=bcc, reply_to=reply_to, subject=subject, text=text, html=html,
         attachments=_attachments(payload.get("attachments"), problems), headers=_headers(payload.get("headers"),
                                                                                          problems),
-        metadata=_metadata(payload.get("metadata"), problems), scheduled_at=_scheduled(payload.get("scheduledAt"),
-                                                                                        problems),
+        metadata=_metadata(payload.get("metadata"), problems),
+        scheduled_at=_scheduled(payload.get("scheduledAt"), problems, now, max_schedule_ahead),
     )
-    if problems.items:
-        first = problems.items[0]
-        more = f" (and {len(problems.items) - 1} more)" if len(problems.items) > 1 else ""
-        raise ValidationError(f"{first['field']}: {first['message']}{more}", details=problems.items)
+    problems.raise_if_any()
     return request
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from js2mail.service import Context
 from js2mail.store import Store
+from js2mail.store import apikeys as key_rows
 from js2mail.store import catalog as catalog_rows
 
 MAX_AGE = 0.001
@@ -28,6 +29,7 @@ class Catalog:
         self.version: int | None = None
         self.checked = float("-inf")
         self.keys: dict[str, sqlite3.Row] = {}
+        self.keys_complete = False  # True when `keys` holds every key, so a miss needs no read
         self.mailboxes: dict[tuple[str, str | None], sqlite3.Row] = {}
 
     def fresh(self) -> Catalog:
@@ -38,9 +40,23 @@ class Catalog:
             self.checked = now
             if current != self.version:
                 self.keys.clear()
+                self.keys_complete = False
                 self.mailboxes.clear()
                 self.version = current
         return self
+
+    def key(self, prefix: str) -> sqlite3.Row | None:
+        """The key row with this prefix, or None. The whole key table is loaded at once (up to
+        `MAX_ENTRIES` keys), so an unknown prefix costs what a known one does — a dict lookup — and
+        answer times do not tell an attacker which prefixes exist."""
+        if not self.keys_complete:
+            rows = self.store.read(key_rows.all_keys, MAX_ENTRIES + 1)
+            if len(rows) <= MAX_ENTRIES:
+                self.keys = {row["prefix"]: row for row in rows}
+                self.keys_complete = True
+            else:  # a very large key table: one indexed read per lookup, known or not
+                return self.store.read(key_rows.by_prefix, prefix)  # type: ignore[no-any-return]
+        return self.keys.get(prefix)
 
     def remember(self, rows: dict[Any, sqlite3.Row], key: Any, row: sqlite3.Row) -> None:
         if len(rows) >= MAX_ENTRIES:

@@ -155,13 +155,7 @@ def authenticate(ctx: Context, key: str | None) -> Principal | None:
 
 def _lookup(ctx: Context, prefix: str) -> sqlite3.Row | None:
     """The key row, through the per-process catalog cache."""
-    catalog = catalog_of(ctx).fresh()
-    row = catalog.keys.get(prefix)
-    if row is None:
-        row = ctx.store.read(key_rows.by_prefix, prefix)
-        if row is not None:
-            catalog.remember(catalog.keys, prefix, row)
-    return row
+    return catalog_of(ctx).fresh().key(prefix)
 
 
 def parse_duration(text: str) -> float:

@@ -79,7 +79,8 @@ async def send(ctx: Context, principal: Principal | Scope, payload: object, idem
     key = idempotency_key(payload, idempotency_header)
     req = mail.parse_send_request(
         {k: v for k, v in payload.items() if k != "idempotencyKey"} if isinstance(payload, dict) else payload,
-        max_recipients=ctx.settings.dispatch.max_recipients,
+        max_recipients=ctx.settings.dispatch.max_recipients, now=ctx.clock.now(),
+        max_schedule_ahead=ctx.settings.dispatch.max_schedule_days * 86400,
     )
     address = mail.parse_mailbox(req.from_)[1] if req.from_ else None
     cache_key = (principal.application_id, address and address.lower())  # display names vary; addresses don't

@@ -37,6 +37,11 @@ def by_prefix(conn: sqlite3.Connection, prefix: str) -> sqlite3.Row | None:
     return row
 
 
+def all_keys(conn: sqlite3.Connection, limit: int) -> list[sqlite3.Row]:
+    """Every key row (revoked ones too: a grace period may still be running), at most `limit`."""
+    return conn.execute(f"SELECT {KEY_COLUMNS} FROM {KEY_FROM} LIMIT ?", (limit,)).fetchall()
+
+
 def listing(conn: sqlite3.Connection, workspace: str | None, application: str | None) -> list[sqlite3.Row]:
     return scoped_rows(conn, f"SELECT {KEY_COLUMNS} FROM {KEY_FROM}", "k.created_at, k.prefix",
                        w__slug=workspace, a__slug=application)
