@@ -45,6 +45,10 @@ class Catalog:
                 self.version = current
         return self
 
+    def changed(self) -> None:
+        """This process changed the catalog: re-read the version at the next lookup."""
+        self.checked = float("-inf")
+
     def key(self, prefix: str) -> sqlite3.Row | None:
         """The key row with this prefix, or None. The whole key table is loaded at once (up to
         `MAX_ENTRIES` keys), so an unknown prefix costs what a known one does — a dict lookup — and

@@ -77,6 +77,7 @@ def create_key(ctx: Context, workspace: str, application: str, name: str | None 
         return key, row
 
     key, row = ctx.store.write_sync(run)
+    catalog_of(ctx).changed()
     return CreatedKey(key, key_info(row, now))
 
 
@@ -104,7 +105,9 @@ def revoke_key(ctx: Context, prefix: str) -> dict[str, Any]:
         assert row is not None
         return row
 
-    return key_info(ctx.store.write_sync(run), now)
+    info = key_info(ctx.store.write_sync(run), now)
+    catalog_of(ctx).changed()
+    return info
 
 
 def rotate_key(ctx: Context, prefix: str, grace_seconds: float = 0.0) -> CreatedKey:
@@ -119,6 +122,7 @@ def rotate_key(ctx: Context, prefix: str, grace_seconds: float = 0.0) -> Created
     created = create_key(ctx, old["workspace"], old["application"], old["name"])
     new_prefix = created.info["prefix"]
     ctx.store.write_sync(key_rows.revoke, bare, now + max(0.0, grace_seconds), new_prefix)
+    catalog_of(ctx).changed()
     return created
 
 
