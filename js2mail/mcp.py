@@ -39,9 +39,10 @@ def build_server(ctx: Context, scope: Principal | Scope) -> Any:
                                     "endpoints for static sites.")
 
     @server.tool(name="sendEmail", description="Queue one email. Returns its id and status.")
-    async def send_email(to: list[str], subject: str, text: str | None = None, html: str | None = None,
-                         from_address: str | None = None, cc: list[str] | None = None, bcc: list[str] | None = None,
-                         reply_to: list[str] | None = None, idempotency_key: str | None = None) -> dict[str, Any]:
+    async def send_email(to: str | list[str], subject: str, text: str | None = None, html: str | None = None,
+                         from_address: str | None = None, cc: str | list[str] | None = None,
+                         bcc: str | list[str] | None = None, reply_to: str | list[str] | None = None,
+                         idempotency_key: str | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"to": to, "subject": subject}
         for key, value in (("text", text), ("html", html), ("from", from_address), ("cc", cc), ("bcc", bcc),
                            ("replyTo", reply_to), ("idempotencyKey", idempotency_key)):

@@ -57,7 +57,7 @@ def init(
         else:
             typer.echo(f"Already initialized in {report['home']}; nothing changed.")
         typer.echo(f"  database:   {report['database']}")
-        where = report.get("master_key_file") or report["master_key_source"]
+        where = report.get("masterKeyFile") or report["masterKeySource"]
         typer.echo(f"  master key: {where} (keep it safe and out of backups of the database)")
 
     common.output(report, as_json, human)
@@ -115,14 +115,14 @@ def _click_exit(exc: Exception, as_json: bool) -> None:
     if name == "Exit":
         sys.exit(getattr(exc, "exit_code", 0))
     if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and hasattr(exc, "show"):
-        if as_json:
-            common.print_json({"error": {"code": "usage_error", "message": exc.format_message()}})
-        else:
-            exc.show()
-        sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "js2mail"
+        _fail({"code": "usage_error", "message": " ".join(exc.format_message().split()),
+               "hint": f"see `{command} --help`"}, as_json, exit_code=exc.exit_code)
 
 
-def _fail(error: dict[str, str], as_json: bool) -> None:
+def _fail(error: dict[str, str], as_json: bool, exit_code: int = 1) -> None:
+    """One line: `Error: … (hint: …)` on stderr, or the JSON envelope (one line, with the hint)."""
     if as_json:
         sys.stdout.write(json.dumps({"error": error}) + "\n")
     else:
@@ -130,4 +130,4 @@ def _fail(error: dict[str, str], as_json: bool) -> None:
         if error.get("hint"):
             line += f" (hint: {error['hint']})"
         sys.stderr.write(line + "\n")
-    sys.exit(1)
+    sys.exit(exit_code)

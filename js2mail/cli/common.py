@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug (created if missing).")]
 AppOpt = Annotated[str, typer.Option("--app", "-a", help="Application slug (created if missing).")]
+ExistingWorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug (must exist).")]
 WorkspaceFilter = Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")]
 AppFilter = Annotated[str | None, typer.Option("--app", "-a", help="Only this application.")]
 
@@ -55,15 +56,51 @@ def console() -> Any:
     return Console(highlight=False)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def cell(value: Any) -> str:
+    """A value as a person reads it: lists comma-separated, objects as k=v, never a Python repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _unbreakable(values: list[str]) -> bool:
+    """A column of single tokens (ids, key prefixes, addresses): cutting one makes it useless."""
+    return any(values) and all(" " not in v and len(v) <= 64 for v in values)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+          empty: str | None = None) -> None:
+    """A table in which nothing is cut: id-like columns never wrap, other columns fold, and a table
+    that cannot fit the terminal is printed wider than it (the terminal wraps the lines, as kubectl's
+    and gh's wide output does) rather than with ids shortened to `msg_01…`. `empty` is printed
+    instead of a table with no rows."""
+    from rich.console import Console
     from rich.table import Table
 
+    cells = [[cell(v) for v in row] for row in rows]
+    if not cells and empty:
+        console().print(empty)
+        return
     t = Table(title=title, header_style="bold")
-    for col in columns:
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
-    console().print(t)
+    for i, col in enumerate(columns):
+        values = [row[i] for row in cells]
+        if _unbreakable(values):
+            t.add_column(col, no_wrap=True, min_width=max(len(col), *(len(v) for v in values)))
+        else:
+            t.add_column(col, overflow="fold", min_width=len(col))
+    for row in cells:
+        t.add_row(*row)
+    out = console()
+    needed = Console(width=10_000).measure(t).minimum
+    if needed > out.width:
+        out = Console(highlight=False, width=needed)
+    out.print(t)
 
 
 def output(data: Any, as_json: bool, human: Callable[[], None]) -> None:

@@ -58,6 +58,7 @@ def list_(
                  r["revokedAt"] or (f"at {r['revokesAt']}" if r["revokesAt"] else "no")]
                 for r in rows
             ],
+            empty="No API keys yet. Create one with: js2mail keys create --workspace WORKSPACE --app APP",
         ),
     )
 

@@ -142,6 +142,9 @@ def send(
     if attach:
         files = []
         for path in attach:
+            if path.is_dir():
+                raise ValidationError(f"--attach {path} is a folder: attach files one by one",
+                                      code="attachment_is_folder")
             if not path.is_file():
                 raise ValidationError(f"--attach {path}: no such file", code="attachment_missing")
             files.append({"filename": path.name, "content": base64.b64encode(path.read_bytes()).decode(),

@@ -51,7 +51,7 @@ def crypto_rotate(as_json: JsonOpt = False) -> None:
 
 
 @data_app.command("export")
-def data_export(workspace: common.WorkspaceOpt) -> None:
+def data_export(workspace: common.ExistingWorkspaceOpt) -> None:
     """Print everything kept about a workspace as JSON (secrets excluded)."""
     from js2mail.service import ops
 
@@ -61,7 +61,7 @@ def data_export(workspace: common.WorkspaceOpt) -> None:
 
 @data_app.command("delete")
 def data_delete(
-    workspace: common.WorkspaceOpt,
+    workspace: common.ExistingWorkspaceOpt,
     yes: Annotated[str | None, typer.Option("--yes", help="Repeat the workspace name to confirm.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -70,7 +70,8 @@ def data_delete(
 
     with common.open_context() as ctx:
         result = ops.delete_workspace(ctx, workspace, yes)
-    common.output(result, as_json, lambda: typer.echo(f"Deleted workspace {workspace}: {result['deleted']}"))
+    common.output(result, as_json, lambda: typer.echo(
+        f"Deleted workspace {workspace}: {common.cell(result['deleted']) or 'nothing else was in it'}."))
 
 
 def doctor(

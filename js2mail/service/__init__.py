@@ -58,9 +58,9 @@ def init_home(settings: Settings, *, use_keyring: bool = False, clock: Clock | N
             raise
         master = crypto.create_master_key(settings.home, to_keyring=use_keyring)
         report["created"].append("master_key")
-    report["master_key_source"] = master.source
+    report["masterKeySource"] = master.source
     if master.source == "file":
-        report["master_key_file"] = str(settings.key_file)
+        report["masterKeyFile"] = str(settings.key_file)
     db_existed = settings.db_path.exists()
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     store = _store_for(settings)
