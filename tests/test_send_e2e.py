@@ -253,9 +253,10 @@ def test_cli_send_and_messages_commands(api: tuple[ServerProcess, httpx.Client],
         time.sleep(0.1)
     listed = run_cli("messages", "list", "-w", "acme", "-a", "shop", "--json").json()
     assert listed["data"][0]["id"] == message_id
-    tail = run_cli("messages", "tail", "--for", "0.5", "--interval", "0.2", "--json")
+    tail = run_cli("messages", "tail", "--since", "1h", "--for", "0.5", "--interval", "0.2", "--json")
     assert message_id in tail.out
     assert json.loads(tail.out.splitlines()[0])["id"]
+    assert message_id not in run_cli("messages", "tail", "--for", "0.3", "--interval", "0.1").out  # from now
 
 
 def test_mailboxes_test_sends_a_real_mail_and_shows_the_answer(home: Path, smtp: SmtpServer) -> None:

@@ -24,21 +24,6 @@ def _row(m: dict[str, Any]) -> list[Any]:
             ",".join(m["recipientDomains"]), (m["lastError"] or "")[:60]]
 
 
-def _app_id(ctx: Any, workspace: str | None, application: str | None) -> str | None:
-    from js2mail.errors import NotFound, ValidationError
-    from js2mail.store import tenancy
-
-    if not workspace and not application:
-        return None
-    if not (workspace and application):
-        raise ValidationError("give both --workspace and --app, or neither", code="scope_incomplete")
-    ws = ctx.store.read(tenancy.workspace_by_slug, workspace)
-    row = ctx.store.read(tenancy.application, ws["id"], application) if ws else None
-    if row is None:
-        raise NotFound(f"no application {workspace}/{application}", code="application_not_found")
-    return str(row["id"])
-
-
 @app.command("list")
 def list_(
     workspace: WorkspaceFilter = None,
@@ -52,11 +37,12 @@ def list_(
     from js2mail.service import messages
 
     with common.open_context() as ctx:
-        page = messages.list_messages(ctx, _app_id(ctx, workspace, application), status=status, limit=limit,
-                                      cursor=cursor)
+        scope = messages.log_scope(ctx, workspace, application)
+        page = messages.list_messages(ctx, scope.application_id, status=status, limit=limit, cursor=cursor,
+                                      workspace_id=scope.workspace_id)
 
     def human() -> None:
-        common.table("Messages", COLUMNS, [_row(m) for m in page["data"]])
+        common.table("Messages", COLUMNS, [_row(m) for m in page["data"]], empty="No messages.")
         if page["nextCursor"]:
             typer.echo(f"more: --cursor {page['nextCursor']}")
 
@@ -87,28 +73,33 @@ def cancel(message_id: str, as_json: JsonOpt = False) -> None:
 def tail(
     workspace: WorkspaceFilter = None,
     application: AppFilter = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Start this long ago (30s, 15m, 2h, 7d) instead of now.")] = None,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 1.0,
     duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Follow the send log: print each message when it appears or changes status (Ctrl-C stops)."""
+    """Follow the send log from now (or --since): one line per message each time it is queued,
+    attempted or finished (Ctrl-C stops)."""
     from js2mail.service import messages
+    from js2mail.service.keys import parse_duration
 
-    seen: dict[str, tuple[str, int]] = {}
-    deadline = time.monotonic() + duration if duration is not None else None
     with common.open_context() as ctx:
-        app_id = _app_id(ctx, workspace, application)
-        while deadline is None or time.monotonic() < deadline:
-            page = messages.list_messages(ctx, app_id, limit=100)
-            for m in reversed(page["data"]):
-                state = (m["status"], m["attempts"])
-                if seen.get(m["id"]) != state:
-                    seen[m["id"]] = state
-                    if as_json:
-                        typer.echo(json.dumps(m))  # JSON lines: one object per change
-                    else:
-                        typer.echo("  ".join(str(v) for v in _row(m)))
-            time.sleep(interval)
+        scope = messages.log_scope(ctx, workspace, application)
+        cursor, after = ctx.clock.now() - (parse_duration(since) if since else 0.0), ""
+        deadline = time.monotonic() + duration if duration is not None else None
+        if not as_json:
+            typer.echo("  ".join(COLUMNS))
+        while True:
+            changed, cursor, after = messages.changes_since(ctx, scope, cursor, after)
+            for m in changed:
+                # JSON lines (one object per change), or one plain line
+                typer.echo(json.dumps(m) if as_json else "  ".join(str(v) for v in _row(m)))
+            if len(changed) == 500:
+                continue  # more waiting: no sleep
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic())))
 
 
 def send(

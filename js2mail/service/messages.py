@@ -176,19 +176,62 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 def list_messages(ctx: Context, app_id: str | None, *, status: str | None = None, limit: int = 20,
-                  cursor: str | None = None) -> dict[str, Any]:
+                  cursor: str | None = None, workspace_id: str | None = None) -> dict[str, Any]:
     if status is not None and status not in MESSAGE_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(MESSAGE_STATUSES)}", code="invalid_status")
     if not 1 <= limit <= 100:
         raise ValidationError("limit must be between 1 and 100", code="invalid_limit")
     before = decode_cursor(cursor) if cursor else None
-    found = ctx.store.read(rows.listing, app_id, status, limit + 1, before)
+    found = ctx.store.read(rows.listing, app_id, status, limit + 1, before, workspace_id)
     page = found[:limit]
     more = len(found) > limit
     return {
         "data": [message_view(r) for r in page],
         "nextCursor": encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more and page else None,
     }
+
+
+@dataclass(frozen=True)
+class LogScope:
+    """Which messages an operator's listing covers: one application, one workspace, or all."""
+
+    workspace_id: str | None = None
+    application_id: str | None = None
+
+
+def log_scope(ctx: Context, workspace: str | None, application: str | None) -> LogScope:
+    """`--workspace` and `--app` compose: either alone, both, or neither (everything). An app slug
+    alone must name one application across workspaces."""
+    from js2mail.store import tenancy
+
+    ws = None
+    if workspace:
+        ws = ctx.store.read(tenancy.workspace_by_slug, workspace)
+        if ws is None:
+            raise NotFound(f"no workspace {workspace!r}", code="workspace_not_found")
+    if not application:
+        return LogScope(ws["id"] if ws else None)
+    if ws is not None:
+        app = ctx.store.read(tenancy.application, ws["id"], application)
+        if app is None:
+            raise NotFound(f"no application {workspace}/{application}", code="application_not_found")
+        return LogScope(ws["id"], app["id"])
+    found = ctx.store.read(tenancy.applications_by_slug, application)
+    if not found:
+        raise NotFound(f"no application {application!r}", code="application_not_found")
+    if len(found) > 1:
+        raise ValidationError(f"{len(found)} workspaces have an application {application!r}",
+                              code="ambiguous_application", hint="add --workspace WORKSPACE")
+    return LogScope(found[0]["workspace_id"], found[0]["id"])
+
+
+def changes_since(ctx: Context, scope: LogScope, since: float, after_id: str = "",
+                  limit: int = 500) -> tuple[list[dict[str, Any]], float, str]:
+    """Messages that changed since `since`, oldest change first, and the cursor to continue from."""
+    found = ctx.store.read(rows.changed_since, since, after_id, scope.application_id, scope.workspace_id, limit)
+    if found:
+        since, after_id = found[-1]["updated_at"], found[-1]["id"]
+    return [message_view(r) for r in found], since, after_id
 
 
 async def cancel_message(ctx: Context, app_id: str | None, message_id: str) -> dict[str, Any]:

@@ -271,7 +271,8 @@ def get(conn: sqlite3.Connection, app_id: str | None, message_id: str) -> sqlite
 
 
 def listing(
-    conn: sqlite3.Connection, app_id: str | None, status: str | None, limit: int, before: tuple[float, str] | None
+    conn: sqlite3.Connection, app_id: str | None, status: str | None, limit: int, before: tuple[float, str] | None,
+    workspace_id: str | None = None,
 ) -> list[sqlite3.Row]:
     """Newest first; the cursor is (created_at, id) of the last row seen."""
     sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1=1"
@@ -279,6 +280,9 @@ def listing(
     if app_id is not None:
         sql += " AND application_id = ?"
         params.append(app_id)
+    if workspace_id is not None:
+        sql += " AND workspace_id = ?"
+        params.append(workspace_id)
     if status:
         sql += " AND status = ?"
         params.append(status)
@@ -286,6 +290,23 @@ def listing(
         sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
         params.extend([before[0], before[0], before[1]])
     sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+    params.append(limit)
+    return conn.execute(sql, params).fetchall()
+
+
+def changed_since(conn: sqlite3.Connection, since: float, after_id: str, app_id: str | None,
+                  workspace_id: str | None, limit: int) -> list[sqlite3.Row]:
+    """Messages whose row changed at or after `since` (queued, attempted, finished), oldest change
+    first; `after_id` continues past the rows already seen at exactly `since`."""
+    sql = f"SELECT {MESSAGE_COLUMNS}, updated_at FROM messages WHERE (updated_at > ? OR (updated_at = ? AND id > ?))"
+    params: list[Any] = [since, since, after_id]
+    if app_id is not None:
+        sql += " AND application_id = ?"
+        params.append(app_id)
+    if workspace_id is not None:
+        sql += " AND workspace_id = ?"
+        params.append(workspace_id)
+    sql += " ORDER BY updated_at, id LIMIT ?"
     params.append(limit)
     return conn.execute(sql, params).fetchall()
 

@@ -236,6 +236,12 @@ def m005_catalog_version(db: Database) -> None:
     )
 
 
+@core()
+def m013_messages_updated(db: Database) -> None:
+    """`messages tail` follows changes in order of `updated_at`."""
+    _run(db, "CREATE INDEX messages_updated ON messages (updated_at)")
+
+
 MIGRATION_SETS = [core]
 
 

@@ -42,6 +42,11 @@ def application(conn: sqlite3.Connection, workspace_id: str, slug: str) -> sqlit
     return row
 
 
+def applications_by_slug(conn: sqlite3.Connection, slug: str) -> list[sqlite3.Row]:
+    """Every application with this slug, across workspaces."""
+    return conn.execute("SELECT * FROM applications WHERE slug = ? ORDER BY workspace_id", (slug,)).fetchall()
+
+
 def application_by_id(conn: sqlite3.Connection, app_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         "SELECT a.*, w.slug AS workspace_slug FROM applications a JOIN workspaces w ON w.id = a.workspace_id"
