@@ -56,3 +56,13 @@ def test_tail_follows_from_now_with_a_header(home: Path) -> None:
     assert any(line.startswith(new) for line in lines[1:])
     since = run_cli("messages", "tail", "--since", "10m", "--for", "0.2", "--interval", "0.1").out
     assert since.index(old) < since.index(new)  # oldest change first
+
+
+def test_no_default_mailbox_names_the_exact_fix(home: Path) -> None:
+    for address in ("one@example.com", "two@example.com"):
+        assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", address, "--host", "127.0.0.1",
+                       "--port", "9", "--security", "none", "--no-auth").code == 0
+    result = run_cli("send", "-w", "acme", "-a", "web", "--to", "bob@example.org", "--subject", "s", "--text", "t")
+    assert result.code == 1
+    assert "one@example.com, two@example.com" in result.err
+    assert "js2mail mailboxes set-default one@example.com --workspace acme --app web" in result.err

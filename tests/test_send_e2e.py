@@ -21,6 +21,7 @@ from tests.support.server import ServerProcess, wait_status
 from tests.support.smtp_server import SmtpServer
 
 USER, PASSWORD = "shop@example.com", "correct horse battery"
+LATER = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 20 * 86400))  # within the 30-day horizon
 
 
 @pytest.fixture
@@ -97,10 +98,10 @@ def test_send_delivers_the_right_mime_and_wipes_the_body(api: tuple[ServerProces
 def test_body_is_encrypted_while_queued(api: tuple[ServerProcess, httpx.Client], home: Path) -> None:
     _, client = api
     r = client.post("/v1/send", json={"to": "bob@example.org", "subject": "later", "text": "SECRET-BODY-99",
-                                      "scheduledAt": "2999-01-01T00:00:00Z"})
+                                      "scheduledAt": LATER})
     assert r.status_code == 202
     status = client.get(f"/v1/messages/{r.json()['id']}").json()
-    assert status["status"] == "queued" and status["nextAttemptAt"].startswith("2999-01-01")
+    assert status["status"] == "queued" and status["nextAttemptAt"].startswith(LATER[:16])
     stored = b"".join(p.read_bytes() for p in home.glob("js2mail.db*"))
     assert b"SECRET-BODY-99" not in stored and b"bob@example.org" not in stored
     cancelled = client.delete(f"/v1/messages/{r.json()['id']}")
@@ -203,7 +204,7 @@ def test_wrong_media_type_bad_json_and_too_large(api: tuple[ServerProcess, httpx
 def test_other_applications_cannot_see_or_cancel(api: tuple[ServerProcess, httpx.Client]) -> None:
     server, client = api
     r = client.post("/v1/send", json={"to": "bob@example.org", "subject": "mine", "text": "x",
-                                      "scheduledAt": "2999-01-01T00:00:00+00:00"})
+                                      "scheduledAt": LATER})
     other = run_cli("keys", "create", "-w", "acme", "-a", "blog").out.strip()
     stranger = httpx.Client(base_url=server.url, headers={"X-Api-Key": other})
     assert stranger.get(f"/v1/messages/{r.json()['id']}").status_code == 404
@@ -386,7 +387,7 @@ def test_changes_from_the_cli_count_from_the_next_request(api: tuple[ServerProce
     """serve caches keys and mailbox resolutions; a revocation or a removed mailbox made by
     another process must still be seen by the very next request."""
     server, client = api
-    payload = {"to": "bob@example.org", "subject": "x", "text": "y", "scheduledAt": "2999-01-01T00:00:00Z"}
+    payload = {"to": "bob@example.org", "subject": "x", "text": "y", "scheduledAt": LATER}
     key = run_cli("keys", "create", "-w", "acme", "-a", "shop", "--json").json()
     other = httpx.Client(base_url=server.url, headers={"X-Api-Key": key["key"]})
     assert other.post("/v1/send", json=payload).status_code == 202  # key and mailbox now cached

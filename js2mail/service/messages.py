@@ -60,13 +60,27 @@ def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, ad
         if row is None:
             candidates = mailbox_rows.in_workspace(conn, workspace_id)
             if len(candidates) != 1:
-                raise ValidationError("no from given and the application has no default mailbox",
-                                      code="no_default_mailbox",
-                                      hint="js2mail mailboxes set-default ADDRESS --app APP")
+                raise _no_default(conn, app_id, [c["address"] for c in candidates])
             row = candidates[0]
     if row["status"] != "active":
         raise ValidationError(f"mailbox {row['address']} needs to be reconnected", code="mailbox_needs_reconnect")
     return row
+
+
+def _no_default(conn: sqlite3.Connection, app_id: str, addresses: list[str]) -> ValidationError:
+    """The error for a send with no `from` in an application without a default mailbox, with the
+    exact command that fixes it."""
+    from js2mail.store import tenancy
+
+    app = tenancy.application_by_id(conn, app_id)
+    scope = f"--workspace {app['workspace_slug']} --app {app['slug']}" if app else "--workspace W --app A"
+    if not addresses:
+        return ValidationError("the workspace has no mailbox to send from", code="no_default_mailbox",
+                               hint=f"connect one: js2mail mailboxes add smtp {scope} --address ADDRESS …")
+    return ValidationError(
+        f"no from given and the application has no default mailbox (the workspace has {len(addresses)}: "
+        f"{', '.join(addresses[:5])})", code="no_default_mailbox",
+        hint=f"js2mail mailboxes set-default {addresses[0]} {scope}, or give \"from\" in the request")
 
 
 def from_header(req: mail.MailRequest, mailbox: sqlite3.Row) -> str:
