@@ -4,68 +4,18 @@ that arrive there, and the queue seen through `GET /v1/messages` (a failed reque
 from __future__ import annotations
 
 import base64
-import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support import multipart
 from tests.support.cli import run_cli
-from tests.support.server import ServerProcess
-from tests.support.smtp_server import Received, SmtpServer
+from tests.support.forms_live import SITE, Live, live_form
+from tests.support.smtp_server import Received
 
-SITE = "https://www.site.example"
 JS = {"Origin": SITE, "Accept": "application/json"}
 INJECTED_NAME = "Contact\r\nBcc : victim@evil.example\r\nX-Injected : yes"
-
-
-@dataclass
-class Live:
-    home: Path
-    server: ServerProcess
-    smtp: SmtpServer
-    api: httpx.Client
-    form_id: str
-
-    @property
-    def form_url(self) -> str:
-        return f"{self.server.url}/f/{self.form_id}"
-
-    def queued(self) -> int:
-        listed = self.api.get("/v1/messages", params={"limit": 100})
-        assert listed.status_code == 200, listed.text
-        return len(listed.json()["data"])
-
-    def one_mail(self, before: int) -> Received:
-        """The single message this test queued, as the SMTP server received it."""
-        assert self.queued() == before + 1
-        return self.smtp.wait_for(before + 1)[before]
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    home = tmp_path_factory.mktemp("forms-hardening") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JS2MAIL_HOME", str(home))
-    try:
-        assert run_cli("init").code == 0
-        (home / "config.toml").write_text("[dispatch]\npoll_interval = 0.1\n[forms]\nrate_per_minute = 100000\n"
-                                          "max_file_bytes = 100000\nmax_total_bytes = 150000\n")
-        with SmtpServer(tls="none") as smtp:
-            assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "site", "--address", "forms@example.com",
-                           "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
-            key = run_cli("keys", "create", "-w", "acme", "-a", "site").out.strip()
-            created = run_cli("forms", "create", "-w", "acme", "-a", "site", "--to", "owner@example.com",
-                              "--name", "Contact", "--origin", SITE, "--json")
-            assert created.code == 0, created.err
-            with ServerProcess(home) as server, httpx.Client(base_url=server.url, headers={"X-Api-Key": key},
-                                                             timeout=10) as api:
-                yield Live(home, server, smtp, api, created.json()["id"])
-    finally:
-        mp.undo()
+live = pytest.fixture(scope="module")(live_form)
 
 
 def field_lines(received: Received) -> list[str]:
@@ -216,8 +166,7 @@ def test_v1_forms_refuses_deep_json_and_unknown_fields(live: Live) -> None:
 def test_a_stored_crlf_redirect_still_answers_with_a_redirect(live: Live) -> None:
     """Forms created before the check may hold a CR/LF redirect: the browser still gets a 303."""
     made = live.api.post("/v1/forms", json={"to": "owner@example.com", "redirect": f"{SITE}/ok"}).json()
-    with sqlite3.connect(live.home / "js2mail.db") as db:
-        db.execute("UPDATE forms SET redirect_url = ? WHERE public_id = ?", (f"{SITE}/ok\r\nX-Evil: 1", made["id"]))
+    live.sql("UPDATE forms SET redirect_url = ? WHERE public_id = ?", f"{SITE}/ok\r\nX-Evil: 1", made["id"])
     r = httpx.post(f"{live.server.url}/f/{made['id']}", data={"message": "m"})
     assert r.status_code == 303 and r.headers["Location"].endswith(f"/f/{made['id']}/thanks")
     assert "X-Evil" not in r.headers
@@ -233,13 +182,14 @@ def test_form_name_cannot_inject_headers(live: Live) -> None:
     assert INJECTED_NAME not in {f["name"] for f in live.api.get("/v1/forms").json()["data"]}
     # a row that already holds such a name (written before the check) still mails one clean Subject
     made = live.api.post("/v1/forms", json={"to": "owner@example.com", "name": "Legacy"}).json()
-    with sqlite3.connect(live.home / "js2mail.db") as db:
-        db.execute("UPDATE forms SET name = ? WHERE public_id = ?", (INJECTED_NAME, made["id"]))
+    live.sql("UPDATE forms SET name = ? WHERE public_id = ?", INJECTED_NAME, made["id"])
     before = live.queued()
     r = httpx.post(f"{live.server.url}/f/{made['id']}", headers={"Accept": "application/json"}, data={"message": "m"})
     assert r.status_code == 200, r.text
     received = live.one_mail(before)
     assert received.rcpt_tos == ["owner@example.com"]
     head = received.raw.split(b"\r\n\r\n", 1)[0]
-    assert b"X-Injected" not in head and b"victim@evil.example" not in head
+    names = [line.split(b":", 1)[0].strip().lower() for line in head.split(b"\r\n") if not line[:1].isspace()]
+    assert b"x-injected" not in names and b"bcc" not in names
+    assert names.count(b"subject") == 1
     assert received.message["Subject"] == "New submission: Contact  Bcc : victim@evil.example  X-Injected : yes"
