@@ -5,6 +5,7 @@ that failed queues no mail (counted in the messages table)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import httpx
@@ -44,10 +45,8 @@ def text_part(draw: st.DrawFn) -> multipart.Part:
     value = draw(st.text(max_size=60))
     data: bytes = draw(st.binary(max_size=60)) if draw(st.booleans()) else value.encode("utf-8")
     if charset and draw(st.booleans()):
-        try:
+        with contextlib.suppress(LookupError, UnicodeError, ValueError, TypeError):  # a charset Python cannot encode
             data = value.encode(charset)
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass
     return multipart.Part(draw(NAMES), data, content_type=f"text/plain; charset={charset}" if charset else None)
 
 
