@@ -120,6 +120,17 @@ def test_undecodable_bodies_are_4xx_in_both_modes(live: Live, what: str, body: b
     assert live.queued() == before
 
 
+def test_a_body_over_the_server_cap_is_413_in_the_form_shape(live: Live) -> None:
+    before = live.queued()
+    big = b"message=" + b"x" * 400_001
+    js = httpx.post(live.form_url, headers={**JS, "Content-Type": "application/x-www-form-urlencoded"}, content=big)
+    assert js.status_code == 413 and js.json()["error"]["code"] == "body_too_large", js.text
+    page = httpx.post(live.form_url, headers={"Origin": SITE, "Content-Type": "application/x-www-form-urlencoded"},
+                      content=big)
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    assert live.queued() == before
+
+
 def test_non_latin1_redirects_are_percent_encoded(live: Live) -> None:
     made = live.api.post("/v1/forms", json={"to": "owner@example.com", "origins": [SITE],
                                             "redirect": f"{SITE}/merci-\u00e9t\u00e9/\u65e5\u672c?x=\u2603"})

@@ -16,7 +16,7 @@ from tests.support.server import ServerProcess
 from tests.support.smtp_server import Received, SmtpServer
 
 SITE = "https://www.site.example"
-CONFIG = ("[dispatch]\npoll_interval = 0.1\n[forms]\nrate_per_minute = 1000000\n"
+CONFIG = ("[server]\nmax_body_bytes = 400000\n[dispatch]\npoll_interval = 0.1\n[forms]\nrate_per_minute = 1000000\n"
           "max_file_bytes = 100000\nmax_total_bytes = 150000\n")
 
 
