@@ -1,4 +1,4 @@
-"""Hypothesis posts arbitrary multipart forms — any charset (declared on the request or on a part),
+"""Hypothesis posts arbitrary multipart forms (and urlencoded ones) — any charset (declared on the request or on a part),
 any bytes, any field names, file parts with any name and Content-Type, cut-off bodies — to a real
 `js2mail serve` over HTTP. Whatever arrives, the answer is 2xx/3xx/4xx, never 5xx, and a request
 that failed queues no mail (counted in the messages table)."""
@@ -72,10 +72,26 @@ def multipart_post(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
+@st.composite
+def urlencoded_post(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """Raw bytes between `&` and `=`: percent escapes of any byte, stray `%`, `+`, non-ASCII bytes."""
+    chunk = st.lists(st.one_of(st.binary(max_size=6), st.sampled_from([b"%", b"+", b"%FF", b"%00", b"%E9", b"%C3%A9"]),
+                               st.builds(lambda b: f"%{b:02X}".encode(), st.integers(0, 255))), max_size=6)
+    fields = draw(st.lists(st.tuples(st.one_of(NAMES.map(str.encode), chunk.map(b"".join)), chunk.map(b"".join)),
+                           max_size=8))
+    body = b"&".join(name + b"=" + value for name, value in fields)
+    charset = draw(st.none() | CHARSETS)
+    ctype = "application/x-www-form-urlencoded" + (f"; charset={charset}" if charset is not None else "")
+    headers = {"Content-Type": ctype.strip(), "Origin": SITE}
+    if draw(st.booleans()):
+        headers["Accept"] = "application/json"
+    return body, headers
+
+
 def test_multipart_posts_never_answer_5xx_and_failures_queue_nothing(live: Live) -> None:
     seen: list[int] = []
     with httpx.Client(timeout=10) as client:
-        @given(post=multipart_post())
+        @given(post=st.one_of(multipart_post(), urlencoded_post()))
         @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def fuzz(post: tuple[bytes, dict[str, str]]) -> None:
             body, headers = post
