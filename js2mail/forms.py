@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+from js2mail import attachments
 from js2mail.errors import Forbidden, TooLarge, ValidationError
 from js2mail.mail import has_control
 from js2mail.models import is_json_media
@@ -58,10 +59,16 @@ def json_error(code: str, message: str) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message}}
 
 
-def _clean_filename(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c for c in base if not has_control(c)).strip().strip(".")
-    return cleaned[:200] or "upload"
+def _vetted_upload(f: UploadedFile) -> UploadedFile:
+    """The upload under a clean base name, with the type the attachment policy derives from it (the
+    visitor's Content-Type is never used); blocked executables are refused."""
+    base = f.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = attachments.normalize_filename("".join(c for c in base if not has_control(c)).strip()).lstrip(".")
+    try:
+        vetted = attachments.vet(cleaned[:200] or "upload")
+    except attachments.AttachmentRefused as exc:
+        raise ValidationError(f"{cleaned[:100]!r}: {exc.message}", code=exc.code) from None
+    return UploadedFile(f.field, vetted.filename, vetted.content_type, f.content)
 
 
 def parse_submission(pairs: Sequence[tuple[str, str]], files: Sequence[UploadedFile] = (), *, max_fields: int = 100,
@@ -100,7 +107,7 @@ def parse_submission(pairs: Sequence[tuple[str, str]], files: Sequence[UploadedF
         if len(f.content) > max_file_bytes:
             raise TooLarge(f"{f.filename} is larger than {max_file_bytes} bytes", code="file_too_large")
         total += len(f.content)
-        clean_files.append(UploadedFile(f.field, _clean_filename(f.filename), f.content_type, f.content))
+        clean_files.append(_vetted_upload(f))
     if total > max_total_bytes:
         raise TooLarge(f"uploads total more than {max_total_bytes} bytes", code="upload_too_large")
     if not any(v.strip() for _, v in fields) and not clean_files:
@@ -125,6 +132,7 @@ def pairs_from_json(obj: object) -> list[tuple[str, str]]:
 
 def owner_mail(*, form_name: str, submission: Submission, submitted_at: float) -> OwnerMail:
     when = datetime.fromtimestamp(submitted_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    form_name = one_line(form_name)
     subject = submission.subject or f"New submission: {form_name}"
     width = max((len(n) for n, _ in submission.fields), default=0)
     lines = [f"New submission to {form_name} ({when})", ""]
@@ -144,6 +152,19 @@ def owner_mail(*, form_name: str, submission: Submission, submitted_at: float) -
             f" ({when})</p><table style=\"border-collapse:collapse;border:1px solid #e4e4e7\">{rows}</table>"
             f"{attached}</div>")
     return OwnerMail(subject, "\n".join(lines) + "\n", body)
+
+
+def one_line(text: str) -> str:
+    """Control characters (line breaks included) as spaces: what a form's name may bring to a header."""
+    return "".join(" " if has_control(c) else c for c in text)
+
+
+def header_safe_url(url: str | None) -> str | None:
+    """The URL as a Location value: non-ASCII percent-encoded (UTF-8), None when it holds a control
+    character or a backslash."""
+    if not url or has_control(url) or "\\" in url:
+        return None
+    return quote(url, safe="!#$%&'()*+,-./:;=?@[]~_")
 
 
 def origin_of(url: str | None) -> str | None:
@@ -194,13 +215,14 @@ def redirect_target(*, next_url: str | None, form_redirect: str | None, allowed_
     """Where to send the browser: `_next` only to a trusted origin (never an open redirect), else the
     form's redirect, else the built-in thank-you page."""
     wanted = origin_of(next_url)
-    if wanted is not None and next_url is not None and not any(c in next_url for c in "\\\r\n\t"):
+    safe_next = header_safe_url(next_url)
+    if wanted is not None and safe_next is not None:
         trusted = {origin_of(o) for o in allowed_origins} | {origin_of(form_redirect)}
         if not allowed_origins and request_origin:
             trusted.add(origin_of(request_origin))
         if wanted in trusted - {None}:
-            return next_url
-    return form_redirect or thank_you_url
+            return safe_next
+    return header_safe_url(form_redirect) or thank_you_url
 
 
 def thank_you_page(*, back_url: str | None) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import binascii
 import functools
 import io
-import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any
 import msgspec
 from email_validator import EmailNotValidError, validate_email
 
+from js2mail import attachments
 from js2mail.errors import ValidationError
 
 MAX_SUBJECT = 998
@@ -52,10 +52,7 @@ NAMED = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]+)>\s*$')
 RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "sender",
                     "mime-version", "return-path", "content-type", "content-transfer-encoding",
                     "content-disposition", "content-id", "content-description"}
-BLOCKED_EXTENSIONS = {".ade", ".adp", ".apk", ".appx", ".bat", ".cab", ".chm", ".cmd", ".com", ".cpl", ".dll",
-                      ".dmg", ".exe", ".hta", ".ins", ".isp", ".iso", ".jar", ".js", ".jse", ".lib", ".lnk",
-                      ".mde", ".msc", ".msi", ".msix", ".msp", ".mst", ".nsh", ".pif", ".ps1", ".scr", ".sct",
-                      ".shb", ".sys", ".vb", ".vbe", ".vbs", ".vxd", ".wsc", ".wsf", ".wsh"}
+BLOCKED_EXTENSIONS = attachments.BLOCKED_EXTENSIONS
 # Trace and authentication fields are written by the servers a mail passes through; an app that
 # sets them forges a delivery path or a verdict.
 TRACE_HEADERS = {"received", "received-spf", "authentication-results", "dkim-signature", "domainkey-signature",
@@ -240,20 +237,21 @@ def _attachments(value: Any, problems: _Problems) -> tuple[Attachment, ...]:
             problems.add(f"{where}.filename", "invalid_filename",
                          "a filename without paths or control characters is required")
             continue
-        ext = ("." + filename.rsplit(".", 1)[1].lower()) if "." in filename else ""
-        if ext in BLOCKED_EXTENSIONS:
-            problems.add(f"{where}.filename", "blocked_attachment", f"{ext} attachments are refused by mail providers")
+        claimed = item.get("contentType") or None
+        try:
+            if claimed is not None and not isinstance(claimed, str):
+                raise attachments.AttachmentRefused("invalid_content_type", "contentType must be a string")
+            vetted = attachments.vet(filename, claimed)
+        except attachments.AttachmentRefused as refused:
+            spot = f"{where}.contentType" if refused.code == "invalid_content_type" else f"{where}.filename"
+            problems.add(spot, refused.code, refused.message)
             continue
         try:
             content = binascii.a2b_base64(item["content"].encode("ascii"), strict_mode=True)
         except (binascii.Error, ValueError, UnicodeEncodeError):
             problems.add(f"{where}.content", "invalid_base64", "content must be standard base64")
             continue
-        ctype = item.get("contentType") or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        if not isinstance(ctype, str) or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", ctype):
-            problems.add(f"{where}.contentType", "invalid_content_type", "contentType must look like type/subtype")
-            continue
-        out.append(Attachment(filename, content, ctype.lower()))
+        out.append(Attachment(filename, content, vetted.content_type))
     return tuple(out)
 
 

@@ -63,10 +63,10 @@ def build_server(ctx: Context, scope: Principal | Scope) -> Any:
                  description="Create a contact-form endpoint; returns its public id, URL and an HTML snippet.")
     def create_form_endpoint(to: str, name: str | None = None, redirect: str | None = None,
                              origins: list[str] | None = None, flavor: str = "plain") -> dict[str, Any]:
+        if flavor not in snippets.FLAVORS:  # every argument checked before anything is created
+            raise _failed(f"invalid_flavor: flavor must be one of {', '.join(snippets.FLAVORS)}")
         info: dict[str, Any] = _call(forms.create_form, ctx, scope, to=to, name=name, redirect=redirect,
                                      origins=origins)
-        if flavor not in snippets.FLAVORS:
-            raise _failed(f"flavor must be one of {', '.join(snippets.FLAVORS)}")
         info["snippet"] = snippets.form_snippet(public_id=info["id"], public_url=ctx.settings.public_url,
                                                 flavor=flavor, ajax=True)
         return info

@@ -112,3 +112,81 @@ def test_json_mode_detection() -> None:
     assert forms.wants_json("text/html", "application/json; charset=utf-8", None)
     assert forms.wants_json(None, None, "XMLHttpRequest")
     assert not forms.wants_json("text/html,application/xhtml+xml", "application/x-www-form-urlencoded", None)
+
+
+@pytest.mark.parametrize("name", ["evil.exe", "a.exe.", "a.bat ", "a.scr\u200b", "a.e\u200dxe", "\uff41.\uff45\uff58\uff45",
+                                  "a.JS . .", "x.ps1\u202e", "report.pdf.exe"])
+def test_blocked_extensions_behind_disguises(name: str) -> None:
+    from js2mail import attachments
+
+    with pytest.raises(attachments.AttachmentRefused) as info:
+        attachments.vet(name)
+    assert info.value.code == "blocked_attachment"
+    with pytest.raises(ValidationError) as err:
+        parse([("m", "x")], [forms.UploadedFile("f", name, "application/pdf", b"MZ")])
+    assert err.value.code == "blocked_attachment"
+
+
+def test_attachment_types_are_vetted() -> None:
+    from js2mail import attachments
+
+    assert attachments.vet("a.pdf").content_type == "application/pdf"
+    assert attachments.vet("a.txt.").content_type == "text/plain"
+    assert attachments.vet("a.eml").content_type == "application/octet-stream"  # message/rfc822 never
+    assert attachments.vet("a.mht").content_type == "application/octet-stream"
+    assert attachments.vet("a").content_type == "application/octet-stream"
+    assert attachments.vet("a.pdf", "Application/PDF").content_type == "application/pdf"
+    for bad in ("multipart/mixed", "message/rfc822", "garbage/", "text", "text/plain; charset=x"):
+        with pytest.raises(attachments.AttachmentRefused) as info:
+            attachments.vet("a.bin", bad)
+        assert info.value.code == "invalid_content_type"
+    upload = parse([], [forms.UploadedFile("f", "C:\\x\\photo.png\u200b", "multipart/mixed", b"png")]).files[0]
+    assert (upload.filename, upload.content_type) == ("photo.png", "image/png")
+
+
+def test_form_bodies_keep_their_order_and_refuse_bad_text() -> None:
+    from js2mail import form_body
+    from js2mail.errors import UnsupportedMediaType
+    from tests.support import multipart
+
+    assert form_body.read_form("application/x-www-form-urlencoded", b"b=1&a=2&b=3&c=&d&e=x+y%26z", max_fields=9) == (
+        [("b", "1"), ("a", "2"), ("b", "3"), ("c", ""), ("d", ""), ("e", "x y&z")], [])
+    assert form_body.read_form("application/x-www-form-urlencoded; charset=ISO-8859-1", b"n=caf%E9",
+                               max_fields=9)[0] == [("n", "caf\u00e9")]
+    body, ctype = multipart.encode([multipart.Part("b", b"1"), multipart.Part("f", b"", filename=""),
+                                    multipart.Part("up", b"data", filename="x.txt", content_type="text/html"),
+                                    multipart.Part("a", "\u00e9".encode("utf-16-le"),
+                                                   content_type="text/plain; charset=utf-16-le"),
+                                    multipart.Part("b", b"3")])
+    pairs, files = form_body.read_form(ctype, body, max_fields=9)
+    assert pairs == [("b", "1"), ("a", "\u00e9"), ("b", "3")]
+    assert [(f.field, f.filename, f.content) for f in files] == [("up", "x.txt", b"data")]
+    with pytest.raises(ValidationError) as info:
+        form_body.read_form(ctype, body, max_fields=3)
+    assert info.value.code == "too_many_fields"
+    for charset in ("bogus-xyz", "rot13", "base64", "zlib"):
+        with pytest.raises(UnsupportedMediaType):
+            form_body.read_form(f"application/x-www-form-urlencoded; charset={charset}", b"a=b", max_fields=9)
+    for raw, ct in ((b"a=%FF", "application/x-www-form-urlencoded"),
+                    (b"a=%00%D8", "application/x-www-form-urlencoded; charset=utf-16-le")):
+        with pytest.raises(ValidationError) as info:
+            form_body.read_form(ct, raw, max_fields=9)
+        assert info.value.code == "invalid_encoding"
+    with pytest.raises(ValidationError) as info:
+        form_body.read_form("multipart/form-data", b"x", max_fields=9)
+    assert info.value.code == "malformed_body"
+
+
+def test_locations_are_header_safe() -> None:
+    assert forms.header_safe_url("https://a.example/\u00e9?q=\u65e5#f") == "https://a.example/%C3%A9?q=%E6%97%A5#f"
+    assert forms.header_safe_url("https://a.example/%C3%A9 x") == "https://a.example/%C3%A9%20x"
+    assert forms.header_safe_url("https://a.example/\r\nX: y") is None
+    assert forms.redirect_target(next_url=None, form_redirect="https://a.example/ok\nX: y", allowed_origins=[],
+                                 thank_you_url="T") == "T"
+    assert forms.redirect_target(next_url="https://site.example/\u0444", form_redirect=None,
+                                 allowed_origins=["https://site.example"], thank_you_url="T") == "https://site.example/%D1%84"
+
+
+def test_owner_mail_subject_is_one_line() -> None:
+    mail = forms.owner_mail(form_name="Contact\r\nBcc: x@y.z", submission=parse([("m", "x")]), submitted_at=0)
+    assert mail.subject == "New submission: Contact  Bcc: x@y.z"

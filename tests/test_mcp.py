@@ -63,3 +63,28 @@ def test_mcp_refuses_a_bad_key(home: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "js2mail", "mcp", "--api-key", "js2_live_nope"], env=cli_env(home),
                           cwd=str(REPO), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1 and "not valid" in proc.stderr
+
+
+async def refused_forms(home: Path, *args: str) -> dict[str, Any]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "js2mail", "mcp", *args],
+                                   env=cli_env(home), cwd=str(REPO))
+    async with Client(params) as client:
+        return {
+            "flavor": await client.call_tool("createFormEndpoint", {"to": "owner@example.com", "flavor": "bulma"}),
+            "name": await client.call_tool("createFormEndpoint", {
+                "to": "owner@example.com", "name": "Contact\r\nBcc : victim@evil.example\r\nX-Injected : yes"}),
+            "redirect": await client.call_tool("createFormEndpoint", {
+                "to": "owner@example.com", "redirect": "https://site.example/ok\r\nSet-Cookie: a=b"}),
+            "forms": payload(await client.call_tool("listFormEndpoints", {})),
+        }
+
+
+def test_mcp_create_form_validates_everything_before_creating(home: Path) -> None:
+    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@example.com",
+                   "--host", "127.0.0.1", "--port", "9", "--security", "none", "--no-auth").code == 0
+    out = asyncio.run(asyncio.wait_for(refused_forms(home, "--workspace", "acme", "--app", "shop"), 60))
+    assert out["flavor"].is_error and "flavor must be one of" in out["flavor"].content[0].text
+    assert out["name"].is_error and "invalid_name" in out["name"].content[0].text
+    assert out["redirect"].is_error and "invalid_url" in out["redirect"].content[0].text
+    assert out["forms"] == []
+    assert run_cli("forms", "list", "--json").json() == []

@@ -11,12 +11,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, route
-from litestar.datastructures import UploadFile
 from litestar.enums import MediaType
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, SerializationException
 
-from js2mail import forms
-from js2mail.errors import Js2MailError, RateLimited, UnsupportedMediaType, ValidationError
+from js2mail import form_body, forms
+from js2mail.errors import Js2MailError, RateLimited, TooLarge, ValidationError
 from js2mail.http.errors import STATUS_BY_KIND
 from js2mail.models import Principal, is_json_media, media_type
 from js2mail.ratelimit import TokenBuckets
@@ -70,31 +69,22 @@ def _error(exc: Js2MailError, json_mode: bool, cors: dict[str, str]) -> Response
                     media_type=MediaType.HTML)
 
 
-async def _read_pairs(request: Request[Any, Any, Any]) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
-    media = media_type(request.headers.get("content-type"))
-    if is_json_media(media):
-        try:
-            data = msgspec.json.decode(await request.body())
-        except msgspec.DecodeError:
-            raise ValidationError("the body is not valid JSON", code="bad_json") from None
-        return forms.pairs_from_json(data), []
-    if media not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        raise UnsupportedMediaType("send the form as urlencoded, multipart or JSON")
+async def _read_pairs(request: Request[Any, Any, Any],
+                      max_fields: int) -> tuple[list[tuple[str, str]], list[forms.UploadedFile]]:
+    content_type = request.headers.get("content-type")
     try:
-        form = await request.form()
+        body = await request.body()
     except HTTPException as exc:
-        raise ValidationError(f"the form body could not be read: {exc.detail}", code="malformed_body") from None
-    pairs: list[tuple[str, str]] = []
-    files: list[forms.UploadedFile] = []
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            content = await value.read()
-            if value.filename or content:
-                files.append(forms.UploadedFile(name, value.filename or "upload", value.content_type or
-                                                "application/octet-stream", content))
-        else:
-            pairs.append((name, str(value)))
-    return pairs, files
+        if exc.status_code == 413:
+            raise TooLarge("the request body is too large", code="body_too_large") from None
+        raise ValidationError(f"the body could not be read: {exc.detail}", code="malformed_body") from None
+    if is_json_media(media_type(content_type)):
+        try:
+            data = msgspec.json.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            raise ValidationError("the body is not valid JSON (or nested too deeply)", code="bad_json") from None
+        return forms.pairs_from_json(data), []
+    return form_body.read_form(content_type, body, max_fields=max_fields)
 
 
 @route("/f/{public_id:str}", http_method=["OPTIONS"], include_in_schema=False)
@@ -121,17 +111,17 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
         if not decision.allowed:
             raise RateLimited(f"too many submissions; try again in {decision.retry_after}s",
                               retry_after=decision.retry_after)
-        pairs, files = await _read_pairs(request)
+        pairs, files = await _read_pairs(request, cfg.max_fields)
         submission = forms.parse_submission(pairs, files, max_fields=cfg.max_fields, max_file_bytes=cfg.max_file_bytes,
                                             max_total_bytes=cfg.max_total_bytes)
+        target = forms.redirect_target(next_url=submission.next_url, form_redirect=form.row["redirect_url"],
+                                       allowed_origins=form.origins, request_origin=origin,
+                                       thank_you_url=f"{ctx.settings.public_url}/f/{public_id}/thanks")
         await svc.submit(ctx, form, submission)
     except Js2MailError as exc:
         return _error(exc, json_mode, cors)
     if json_mode:
         return Response(forms.JSON_OK, status_code=200, headers=cors, media_type=MediaType.JSON)
-    target = forms.redirect_target(next_url=submission.next_url, form_redirect=form.row["redirect_url"],
-                                   allowed_origins=form.origins, request_origin=origin,
-                                   thank_you_url=f"{ctx.settings.public_url}/f/{public_id}/thanks")
     return Response(None, status_code=303, headers={**cors, "Location": target})
 
 
@@ -148,7 +138,26 @@ class FormCreate(msgspec.Struct):
     origins: list[str] | None = None
 
 
-@post("/v1/forms", tags=FORM_TAGS, summary="Create a contact-form endpoint", status_code=201, sync_to_thread=True)
+class FormCreateRequest(Request[Any, Any, Any]):
+    """`POST /v1/forms`'s body, decoded like Litestar does, except that JSON nested deeper than
+    msgspec recurses is a malformed body (400 `bad_json`, as for any JSON Litestar cannot decode)
+    and unknown fields are refused as `/v1/send` refuses them (422, `unknown_field` details)."""
+
+    async def json(self) -> Any:
+        try:
+            data = await super().json()
+        except RecursionError:
+            raise SerializationException("JSON is malformed: nested too deeply") from None
+        if isinstance(data, dict):
+            unknown = [str(k)[:60] for k in data if k not in FormCreate.__struct_fields__]
+            if unknown:
+                raise ValidationError(f"{unknown[0]}: not a field of /v1/forms", details=[
+                    {"field": k, "code": "unknown_field", "message": "not a field of /v1/forms"} for k in unknown])
+        return data
+
+
+@post("/v1/forms", tags=FORM_TAGS, summary="Create a contact-form endpoint", status_code=201, sync_to_thread=True,
+      request_class=FormCreateRequest)
 def create_form(ctx: Context, principal: Principal, data: FormCreate) -> dict[str, Any]:
     return svc.create_form(ctx, principal, to=data.to, name=data.name, mailbox=data.mailbox, redirect=data.redirect,
                            origins=data.origins)

@@ -23,11 +23,48 @@ from js2mail.store import tenancy
 _PUBLIC_ALPHABET = string.ascii_letters + string.digits
 
 
-def _origin_of(url: str, what: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"{what} {url!r} must be an absolute http(s) URL", code="invalid_url")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+MAX_NAME = 200
+MAX_URL = 2000
+MAX_ORIGINS = 50
+
+
+def _checked_name(name: str | None) -> str:
+    """A form's name ends up in the owner's Subject header: one line, no control characters."""
+    if name is None:
+        return "Contact form"
+    if not name.strip() or len(name) > MAX_NAME or mail.has_control(name):
+        raise ValidationError(f"the form name must be 1-{MAX_NAME} characters without control characters or "
+                              "line breaks", code="invalid_name")
+    return name
+
+
+def _checked_url(url: str, what: str) -> str:
+    """An absolute http(s) URL fit for a Location header: no control characters, a valid port, an
+    ASCII host (IDNs in their xn-- form); anything non-ASCII after the host percent-encoded."""
+    bad = f"{what} {url[:200]!r} must be an absolute http(s) URL"
+    if len(url) > MAX_URL or mail.has_control(url) or "\\" in url:
+        raise ValidationError(f"{bad} of at most {MAX_URL} characters without control characters or backslashes",
+                              code="invalid_url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ValidationError(f"{bad}: {exc}", code="invalid_url") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None:
+        raise ValidationError(f"{bad} with a host and no user name", code="invalid_url")
+    if not parts.netloc.isascii():
+        raise ValidationError(f"{bad}; write an international domain in its xn-- (punycode) form",
+                              code="invalid_url")
+    safe = forms.header_safe_url(url)
+    assert safe is not None
+    return safe
+
+
+def _checked_origins(origins: list[str] | None) -> list[str]:
+    if len(origins or []) > MAX_ORIGINS:
+        raise ValidationError(f"at most {MAX_ORIGINS} origins", code="invalid_url")
+    checked = [forms.origin_of(_checked_url(o, "origin")) for o in (origins or [])]
+    return [o for o in checked if o is not None]
 
 
 def form_info(ctx: Context, row: sqlite3.Row) -> dict[str, Any]:
@@ -54,9 +91,9 @@ def create_form(ctx: Context, scope: Scope | Principal, *, to: str, name: str | 
         to_address = validate_email(to, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValidationError(f"--to {to!r} is not a valid email address: {exc}", code="invalid_address") from None
-    clean_origins = [_origin_of(o, "origin") for o in (origins or [])]
-    if redirect:
-        _origin_of(redirect, "redirect")
+    form_name = _checked_name(name)
+    clean_origins = _checked_origins(origins)
+    redirect = _checked_url(redirect, "redirect") if redirect else None
     now = ctx.clock.now()
 
     def run(conn: sqlite3.Connection) -> sqlite3.Row:
@@ -70,7 +107,7 @@ def create_form(ctx: Context, scope: Scope | Principal, *, to: str, name: str | 
             resolve_mailbox(conn, scope.workspace_id, scope.application_id, None)  # fail now, not at submit time
         public_id = "".join(secrets.choice(_PUBLIC_ALPHABET) for _ in range(12))
         rows.insert(conn, form_id=new_id("frm"), public_id=public_id, workspace_id=scope.workspace_id,
-                    app_id=scope.application_id, mailbox_id=mailbox_id, name=name or "Contact form",
+                    app_id=scope.application_id, mailbox_id=mailbox_id, name=form_name,
                     to_address=to_address, redirect_url=redirect, origins=clean_origins, now=now)
         created = rows.by_public_id(conn, public_id)
         assert created is not None
