@@ -1,0 +1,291 @@
+"""Privacy, end to end: `js2mail serve` as a subprocess, the real aiosmtpd server (STARTTLS + AUTH)
+refusing some recipients, a real webhook receiver and a contact form. After sends, a partial and a
+total refusal, a transient failure, a form submission, a cancellation and a retention purge, every
+byte of every file in the home (database, -wal, -shm, serve's own output) is searched for every full
+address, body string, form value and secret used: only domains may remain. The README's Privacy
+section is checked against the schema and against what the scenario left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from js2mail.clock import FakeClock
+from js2mail.models import iso
+from tests.support.cli import run_cli
+from tests.support.receiver import Receiver
+from tests.support.server import REPO, ServerProcess, wait_status
+from tests.support.smtp_server import SmtpServer
+
+CONFIG = ("[rate_limit]\nrate = 1000\nburst = 1000\n"
+          "[dispatch]\nretry_schedule = [1, 1, 1, 1, 1, 1]\npoll_interval = 0.2\n"
+          "[webhooks]\nallow_private = true\nretry_schedule = [1, 1, 1, 1, 1, 1]\npoll_interval = 0.2\n"
+          "[forms]\nrate_per_minute = 1000\n")
+MAILBOX, PASSWORD = "shop@example.com", "pw-Hunter2-privacy-scan"
+FORM_OWNER = "owner@shop.example"  # configuration: kept, like the mailbox's own address
+SITE = "https://www.site.example"
+
+JANE, CAROL, HIDDEN, REPLY = ("jane.doe@private.example", "carol.cc@cc.example", "hidden.bcc@bcc.example",
+                              "reply.person@replies.example")
+OK, REFUSED = "ok.person@ok.example", "refused.person@refused.example"
+GONE1, GONE2 = "gone.one@refused.example", "gone.two@refused.example"
+SLOW, LATER, VISITOR = "transient.person@slow.example", "later.person@later.example", "visitor.zeta@visitor.example"
+ADDRESSES = [JANE, CAROL, HIDDEN, REPLY, OK, REFUSED, GONE1, GONE2, SLOW, LATER, VISITOR]
+ATTACHMENT = b"Attachment-DELTA-94 contents"
+BODY_STRINGS = ["Subject-ALPHA-91", "Text-BRAVO-92", "Html-CHARLIE-93", ATTACHMENT.decode(),
+                base64.b64encode(ATTACHMENT).decode(), "Subject-PARTIAL-97", "Text-PARTIAL-98", "Subject-TOTAL-99",
+                "Text-TOTAL-100", "Subject-SLOW-101", "Text-SLOW-102", "Subject-LATER-103", "Text-LATER-104",
+                "Jane Doe"]
+FORM_VALUES = {"name": "Visitor-ECHO-95", "email": VISITOR, "message": "Form-FOXTROT-96 secret plans",
+               "phone": "+41-79-555-0196"}
+EXPECTED_EVENTS = 13  # mail.queued x6, mail.sent x4, mail.retrying, mail.failed, form.submitted
+
+
+@dataclass
+class Scenario:
+    home: Path
+    ids: dict[str, str]
+    views: dict[str, dict[str, Any]]
+    listed: list[dict[str, Any]]
+    shown: str
+    events: list[dict[str, Any]]
+    received: list[Any]
+    needles: dict[str, bytes]
+    leaks_while_running: list[str]
+    left: dict[str, Any] = field(default_factory=dict)  # what the database held once serve stopped
+    purged: dict[int, dict[str, int]] = field(default_factory=dict)  # purge counts at +N days
+    remaining: dict[str, int] = field(default_factory=dict)  # rows after the purge
+    leaks_after_purge: list[str] = field(default_factory=list)
+
+
+def _send(client: httpx.Client, **payload: Any) -> str:
+    r = client.post("/v1/send", json=payload)
+    assert r.status_code == 202, r.text
+    return str(r.json()["id"])
+
+
+def _db(home: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(home / "js2mail.db")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _wait_deliveries_final(home: Path, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _db(home) as db:
+            total, pending = db.execute("SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'pending')"
+                                        " FROM webhook_deliveries").fetchone()
+        if total >= count and pending == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"webhook deliveries not final within {timeout}s: {total} rows, {pending} pending")
+
+
+def leaks(home: Path, needles: dict[str, bytes]) -> list[str]:
+    """Every needle found in any file of the home (the master key file itself aside)."""
+    found = []
+    for path in sorted(p for p in home.rglob("*") if p.is_file() and p.name != "master.key"):
+        data = path.read_bytes().lower()
+        found += [f"{label} in {path.name}" for label, needle in needles.items() if needle.lower() in data]
+    return found
+
+
+def _purge(home: Path, days_later: float) -> dict[str, int]:
+    """The runtime's retention purge, run at an injected time `days_later` from now."""
+    from js2mail.config import load_settings
+    from js2mail.runtime import Runtime
+    from js2mail.service import open_context
+
+    ctx = open_context(load_settings(home), clock=FakeClock(time.time() + days_later * 86400))
+    try:
+        counts: dict[str, int] = asyncio.run(Runtime(ctx).purge())
+        return counts
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    home = tmp_path_factory.mktemp("privacy") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("JS2MAIL_CONFIG", "JS2MAIL_MASTER_KEY", "CREDENTIALS_DIRECTORY"):
+            mp.delenv(var, raising=False)
+        mp.setenv("JS2MAIL_HOME", str(home))
+        yield _run_scenario(home)
+
+
+def _run_scenario(home: Path) -> Scenario:
+    assert run_cli("init").code == 0
+    (home / "config.toml").write_text(CONFIG)
+    with SmtpServer(tls="starttls", auth=(MAILBOX, PASSWORD)) as smtp, Receiver() as receiver:
+        for address in (REFUSED, GONE1, GONE2):
+            smtp.refuse[address] = f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        added = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", MAILBOX,
+                        "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "starttls",
+                        "--tls-ca", str(smtp.ca_path), "--password-stdin", stdin=PASSWORD + "\n")
+        assert added.code == 0, added.err
+        hook = run_cli("webhooks", "add", receiver.url, "-w", "acme", "-a", "shop", "--json").json()
+        key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+        form = run_cli("forms", "create", "-w", "acme", "-a", "shop", "--to", FORM_OWNER, "--origin", SITE,
+                       "--json").json()
+        ids: dict[str, str] = {}
+        with ServerProcess(home, env={"SSL_CERT_FILE": str(smtp.ca_path)}, log_level="debug") as server, \
+                httpx.Client(base_url=server.url, headers={"X-Api-Key": key}, timeout=10) as client:
+            ids["plain"] = _send(client, to=[f"Jane Doe <{JANE}>"], cc=CAROL, bcc=[HIDDEN], replyTo=REPLY,
+                                 subject="Subject-ALPHA-91", text="Text-BRAVO-92", html="<p>Html-CHARLIE-93</p>",
+                                 attachments=[{"filename": "a.txt", "content": base64.b64encode(ATTACHMENT).decode()}],
+                                 idempotencyKey="privacy-1")
+            ids["partial"] = _send(client, to=[OK, REFUSED], subject="Subject-PARTIAL-97", text="Text-PARTIAL-98")
+            ids["total"] = _send(client, to=[GONE1, GONE2], subject="Subject-TOTAL-99", text="Text-TOTAL-100")
+            for name in ("plain", "partial", "total"):
+                wait_status(client, ids[name], {"sent", "failed"})
+            smtp.fail_next(1, f"451 4.2.0 <{SLOW}>: mailbox busy, try again later")
+            ids["transient"] = _send(client, to=SLOW, subject="Subject-SLOW-101", text="Text-SLOW-102")
+            wait_status(client, ids["transient"], {"sent", "failed"}, timeout=30)
+            ids["cancelled"] = _send(client, to=LATER, subject="Subject-LATER-103", text="Text-LATER-104",
+                                     scheduledAt=iso(time.time() + 3600))
+            assert client.delete(f"/v1/messages/{ids['cancelled']}").json()["status"] == "cancelled"
+            submitted = httpx.post(f"{server.url}/f/{form['id']}", data=FORM_VALUES,
+                                   headers={"Origin": SITE, "Accept": "application/json"})
+            assert submitted.status_code == 200, submitted.text
+            receiver.wait_for(EXPECTED_EVENTS, timeout=30)
+            _wait_deliveries_final(home, EXPECTED_EVENTS)
+            events = [json.loads(r.body) for r in receiver.requests]
+            ids["form"] = next(e["data"]["messageId"] for e in events if e["type"] == "form.submitted")
+            wait_status(client, ids["form"], {"sent", "failed"})
+            views = {name: client.get(f"/v1/messages/{msg_id}").json() for name, msg_id in ids.items()}
+            listed = client.get("/v1/messages", params={"limit": 100}).json()["data"]
+            shown = run_cli("messages", "show", ids["partial"]).out
+            master = (home / "master.key").read_text().strip()
+            needles = {**{a: a.encode() for a in ADDRESSES}, **{a.split("@")[0]: a.split("@")[0].encode() for a in ADDRESSES},
+                       **{s: s.encode() for s in BODY_STRINGS}, **{f"form {k}": v.encode() for k, v in FORM_VALUES.items()},
+                       "smtp password": PASSWORD.encode(), "api key": key.encode(),
+                       "api key secret": key.split("_")[3].encode(), "webhook secret": hook["secret"].encode(),
+                       "master key": master.encode(), "master key bytes": base64.b64decode(master)}
+            assert (home / "js2mail.db-wal").exists()
+            running = leaks(home, needles)
+        received = list(smtp.messages)
+    result = Scenario(home, ids, views, listed, shown, events, received, needles, running)
+    with _db(home) as db:
+        result.left = {
+            "bodies": db.execute("SELECT COUNT(*) FROM message_bodies").fetchone()[0],
+            "deliveries": [dict(r) for r in db.execute("SELECT status, payload, body FROM webhook_deliveries")],
+            "texts": [t for r in db.execute("SELECT last_error, provider_response FROM messages") for t in r if t],
+            "idempotency": db.execute("SELECT COUNT(*) FROM idempotency_keys").fetchone()[0],
+        }
+    result.purged = {days: _purge(home, days) for days in (29, 31)}
+    with _db(home) as db:
+        result.remaining = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                            for t in ("messages", "message_bodies", "idempotency_keys", "webhook_deliveries")}
+    result.leaks_after_purge = leaks(home, needles)
+    return result
+
+
+def test_a_partial_refusal_is_visible_as_a_count_and_domains(scenario: Scenario) -> None:
+    partial = scenario.views["partial"]
+    assert partial["status"] == "sent" and partial["lastError"] is None
+    assert partial["refusedRecipients"] == 1 and partial["refusedDomains"] == ["refused.example"]
+    assert partial["recipientDomains"] == ["ok.example", "refused.example"]
+    (arrived,) = [m for m in scenario.received if "Subject-PARTIAL-97" in str(m.message["Subject"])]
+    assert arrived.rcpt_tos == [OK]  # the refused recipient got nothing; the other one did
+    listed = next(m for m in scenario.listed if m["id"] == scenario.ids["partial"])
+    assert listed["refusedRecipients"] == 1 and listed["refusedDomains"] == ["refused.example"]
+    assert "refusedRecipients" in scenario.shown and "refused.example" in scenario.shown
+    assert "were refused" in scenario.shown and REFUSED not in scenario.shown
+    plain = scenario.views["plain"]
+    assert plain["refusedRecipients"] == 0 and plain["refusedDomains"] == []
+
+
+def test_a_total_refusal_fails_with_domains_and_no_address(scenario: Scenario) -> None:
+    total = scenario.views["total"]
+    assert total["status"] == "failed"
+    assert total["refusedRecipients"] == 2 and total["refusedDomains"] == ["refused.example"]
+    assert "<redacted>@refused.example" in total["lastError"] and "550" in total["lastError"]
+    assert "gone." not in total["lastError"]
+
+
+def test_webhook_payloads_carry_refusals_and_redacted_errors(scenario: Scenario) -> None:
+    by = {(e["type"], e["data"].get("messageId")): e["data"] for e in scenario.events}
+    assert len(scenario.events) == EXPECTED_EVENTS
+    sent = by[("mail.sent", scenario.ids["partial"])]
+    assert sent["refusedRecipients"] == 1 and sent["refusedDomains"] == ["refused.example"]
+    failed = by[("mail.failed", scenario.ids["total"])]
+    assert failed["refusedRecipients"] == 2 and failed["refusedDomains"] == ["refused.example"]
+    assert "<redacted>@refused.example" in failed["error"] and "gone." not in failed["error"]
+    retrying = by[("mail.retrying", scenario.ids["transient"])]
+    assert "<redacted>@slow.example" in retrying["error"] and "transient.person" not in retrying["error"]
+    assert by[("mail.sent", scenario.ids["transient"])]["attempt"] == 2
+    form = by[("form.submitted", scenario.ids["form"])]
+    assert form["fields"]["message"] == FORM_VALUES["message"]  # the receiver got the contents...
+    assert scenario.views["form"]["status"] == "sent" and scenario.views["cancelled"]["status"] == "cancelled"
+
+
+def test_no_address_body_form_value_or_secret_in_any_file_of_the_home(scenario: Scenario) -> None:
+    # ...but the home keeps none of it: not the database, its -wal and -shm, nor serve's output
+    names = {p.name for p in scenario.home.iterdir()}
+    assert {"js2mail.db", "js2mail.db-wal", "js2mail.db-shm"} <= names and any(n.startswith("serve-") for n in names)
+    assert scenario.leaks_while_running == []
+    assert scenario.purged[31]["messages"] == 6  # ...and after the retention purge
+    assert scenario.leaks_after_purge == []
+    log = next(p for p in scenario.home.iterdir() if p.name.startswith("serve-")).read_text()
+    assert "js2mail listening on" in log  # serve's own output (at debug level) was among the files scanned
+
+
+def _readme_privacy_rows() -> list[tuple[list[str], set[str], str]]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Privacy\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            tables = re.findall(r"`(\w+)`", cells[0].split("—")[0])
+            rows.append((tables, set(re.findall(r"`(\w+)`", cells[1])), cells[2]))
+    return rows
+
+
+def test_readme_privacy_table_names_every_table_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JS2MAIL_HOME", str(tmp_path / "home"))
+    assert run_cli("init").code == 0
+    db = _db(tmp_path / "home")
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                       " AND name NOT LIKE 'sqlite_%'")}
+    documented: dict[str, set[str]] = {}
+    for names, fields, _ in _readme_privacy_rows():
+        for name in names:
+            documented[name] = fields
+    assert tables - set(documented) == {"data_keys", "catalog_version", "_sqlite_migrations"}
+    for table, fields in documented.items():
+        columns = {c[1] for c in db.execute(f"PRAGMA table_info({table})")}
+        assert columns, f"README lists {table}, which does not exist"
+        assert columns <= fields, f"README's Privacy table omits {table}.{sorted(columns - fields)}"
+
+
+def test_what_the_readme_says_is_kept_is_what_is_kept(scenario: Scenario) -> None:
+    how_long = {names[0]: until for names, _, until in _readme_privacy_rows()}
+    assert "until the message is sent, failed or cancelled" in how_long["message_bodies"]
+    assert "until the delivery is final" in how_long["webhook_deliveries"]
+    assert how_long["messages"].startswith("`retention_days`") and how_long["idempotency_keys"] == "`retention_days`"
+    left = scenario.left
+    assert left["bodies"] == 0  # every message is final: no body is left
+    assert len(left["deliveries"]) == EXPECTED_EVENTS
+    for row in left["deliveries"]:
+        assert row["status"] == "delivered" and row["payload"] is None and row["body"] == b""
+    assert any("<redacted>@refused.example" in t for t in left["texts"])
+    for text in left["texts"]:
+        assert not re.search(r"[^\s<>@]+@", text.replace("<redacted>@", "")), text
+    assert left["idempotency"] == 1
+    assert scenario.purged[29] == {"messages": 0, "idempotency_keys": 0, "webhook_deliveries": 0}
+    assert scenario.purged[31] == {"messages": 6, "idempotency_keys": 1, "webhook_deliveries": EXPECTED_EVENTS}
+    assert scenario.remaining == {"messages": 0, "message_bodies": 0, "idempotency_keys": 0, "webhook_deliveries": 0}
