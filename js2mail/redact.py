@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 REDACTED = "<redacted>"
 # A local part is anything up to the '@' that cannot end an address in running text (spaces, quotes,
-# brackets, separators); `%40` is an '@' inside a URL. A domain is one or more labels (IDNs too).
+# brackets, separators, '/' of a URL path); `%40` is an '@' inside a URL. An SRS address
+# (`SRS0=hash=tt=example.org=jane@forwarder.example`) goes whole: it embeds the original address. A domain is one or more labels (IDNs too).
 _ADDRESS = re.compile(
-    r"""(?:"[^"\r\n]*"|[^\s"'<>()\[\]{},;:@`\\]+)(?:@|%40)((?:[\w-]+\.)*[\w-]+|\[[0-9A-Fa-f.:]+\])""",
+    r"""(?:"[^"\r\n]*"|[^\s"'<>()\[\]{},;:@`\\/]+)(?:@|%40)((?:[\w-]+\.)*[\w-]+|\[[0-9A-Fa-f.:]+\])""",
 )
 
 

@@ -22,8 +22,16 @@ import httpx
 import pytest
 
 from js2mail.clock import FakeClock
+from js2mail.config import load_settings
+from js2mail.dispatch import Dispatcher, ProviderPool
 from js2mail.models import iso
+from js2mail.providers.base import Provider
+from js2mail.service import Context, mailboxes, messages, open_context
+from js2mail.service.keys import ensure_scope
+from js2mail.store import mailboxes as mailbox_rows
 from tests.support.cli import run_cli
+from tests.support.fake_google import FakeGoogle
+from tests.support.fake_microsoft import FakeMicrosoft
 from tests.support.receiver import Receiver
 from tests.support.server import REPO, ServerProcess, wait_status
 from tests.support.smtp_server import SmtpServer
@@ -104,9 +112,7 @@ def leaks(home: Path, needles: dict[str, bytes]) -> list[str]:
 
 def _purge(home: Path, days_later: float) -> dict[str, int]:
     """The runtime's retention purge, run at an injected time `days_later` from now."""
-    from js2mail.config import load_settings
     from js2mail.runtime import Runtime
-    from js2mail.service import open_context
 
     ctx = open_context(load_settings(home), clock=FakeClock(time.time() + days_later * 86400))
     try:
@@ -289,3 +295,98 @@ def test_what_the_readme_says_is_kept_is_what_is_kept(scenario: Scenario) -> Non
     assert scenario.purged[29] == {"messages": 0, "idempotency_keys": 0, "webhook_deliveries": 0}
     assert scenario.purged[31] == {"messages": 6, "idempotency_keys": 1, "webhook_deliveries": EXPECTED_EVENTS}
     assert scenario.remaining == {"messages": 0, "message_bodies": 0, "idempotency_keys": 0, "webhook_deliveries": 0}
+
+
+class _Through(ProviderPool):
+    """The dispatcher's pool, handing out one real provider (Gmail or Graph against its fake)."""
+
+    def __init__(self, ctx: Context, provider: Provider) -> None:
+        super().__init__(ctx)
+        self.provider = provider
+
+    async def get(self, mailbox_id: str) -> tuple[Provider, sqlite3.Row] | None:
+        row = self.ctx.store.read(mailbox_rows.by_id, mailbox_id)
+        return None if row is None else (self.provider, row)
+
+
+def _fail_through(ctx: Context, provider: Provider) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Queue a mail to JANE, attempt it through `provider`; → (status view, mail.failed event data)."""
+    scope = ensure_scope(ctx, "acme", "shop")
+    queued = asyncio.run(messages.send(ctx, scope, {"to": JANE, "subject": "s", "text": "t"}))
+    dispatcher = Dispatcher(ctx, _Through(ctx, provider))
+
+    async def attempt() -> None:
+        try:
+            await dispatcher.run_once()
+        finally:
+            await provider.close()
+
+    asyncio.run(attempt())
+    view = messages.get_message(ctx, None, queued.body["id"])
+    row = ctx.store.read(lambda c: c.execute("SELECT id, payload FROM webhook_deliveries WHERE event_type = 'mail.failed'"
+                                             " ORDER BY rowid DESC LIMIT 1").fetchone())
+    event = json.loads(ctx.sealer.open(bytes(row["payload"]), table="webhook_deliveries", column="payload",
+                                       row_id=row["id"]))
+    return view, event["data"]
+
+
+@pytest.fixture
+def ctx(home: Path) -> Iterator[Context]:
+    context = open_context(load_settings(home), clock=FakeClock(1_800_000_000.0))
+    mailboxes.add_smtp(context, workspace="acme", address=MAILBOX, host="127.0.0.1", port=1, username=None,
+                       password=None, security="none", app="shop")
+    context.store.write_sync(lambda c: c.execute(
+        "INSERT INTO webhook_endpoints (id, workspace_id, application_id, url, events, secret, created_at)"
+        " SELECT 'whk_t', workspace_id, id, 'http://x.invalid', '\"*\"', x'00', 0 FROM applications"))
+    yield context
+    context.close()
+
+
+def test_gmail_errors_echoing_an_address_are_stored_and_sent_as_domains(ctx: Context, google: FakeGoogle) -> None:
+    from tests.test_gmail import make_provider
+
+    google.fail_next_send(400, reason="invalidArgument", message=f"Invalid To header: {JANE}")
+    view, data = _fail_through(ctx, make_provider(google))
+    assert view["status"] == "failed" and "Invalid To header: <redacted>@private.example" in view["lastError"]
+    assert "<redacted>@private.example" in data["error"] and JANE not in data["error"]
+    assert JANE.encode() not in b"".join(p.read_bytes() for p in ctx.settings.home.glob("js2mail.db*"))
+
+
+def test_graph_errors_echoing_an_address_are_stored_and_sent_as_domains(ctx: Context, ms: FakeMicrosoft) -> None:
+    from tests.test_graph import Saved, make_provider
+
+    ms.fail_next_send(400, code="ErrorInvalidRecipients", message=f"The recipient {JANE} is not valid.")
+    view, data = _fail_through(ctx, make_provider(ms, Saved()))
+    assert view["status"] == "failed" and "<redacted>@private.example is not valid" in view["lastError"]
+    assert "<redacted>@private.example" in data["error"] and JANE not in data["error"]
+
+
+def test_dispatch_log_lines_and_tracebacks_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    log = logging.getLogger("js2mail.dispatch")
+    with caplog.at_level(logging.INFO, logger="js2mail.dispatch"):
+        try:
+            raise ValueError(f"server said 550 <{JANE}> unknown")
+        except ValueError:
+            log.exception("unexpected error sending %s to %s", "msg_1", CAROL)
+    (record,) = caplog.records
+    text = caplog.text
+    assert "msg_1 to <redacted>@cc.example" in text and "550 <<redacted>@private.example> unknown" in text
+    assert JANE not in text and CAROL not in text and "Traceback" in text
+
+
+@pytest.mark.parametrize(("text", "redacted"), [
+    ("550 5.1.1 <jane.doe@private.example>: Recipient address rejected",
+     "550 5.1.1 <<redacted>@private.example>: Recipient address rejected"),
+    ("a@x.example; B.C+tag=1@Sub.Example.ORG, \"Jane Doe\"@q.example",
+     "<redacted>@x.example; <redacted>@Sub.Example.ORG, <redacted>@q.example"),
+    ("/users/jane%40graph.example/sendMail", "/users/<redacted>@graph.example/sendMail"),
+    ("SRS0=HHH=TT=orig.example=jane@fwd.example", "<redacted>@fwd.example"),
+    ("ünï@exämple.de and x@[10.0.0.1]", "<redacted>@exämple.de and <redacted>@[10.0.0.1]"),
+    ("no address @ all, <redacted>@kept.example", "no address @ all, <redacted>@kept.example"),
+])
+def test_redact_keeps_only_domains(text: str, redacted: str) -> None:
+    from js2mail.redact import redact
+
+    assert redact(text) == redacted and redact(redacted) == redacted
