@@ -96,9 +96,10 @@ def export_workspace(ctx: Context, workspace: str) -> dict[str, Any]:
         out: dict[str, Any] = {"workspace": ws["slug"], "workspaceId": ws["id"], "createdAt": iso(ws["created_at"]),
                                "exportedAt": iso(ctx.clock.now())}
         for table, where in EXPORT_SCOPES.items():
-            rows = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY rowid", (ws["id"],)).fetchall()
-            out[table] = [{key: _export_value(table, key, row[key], sealed_columns) for key in row.keys()}
-                          for row in rows]
+            cursor = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY rowid", (ws["id"],))
+            columns = [d[0] for d in cursor.description]
+            out[table] = [{key: _export_value(table, key, value, sealed_columns)
+                           for key, value in zip(columns, row, strict=True)} for row in cursor.fetchall()]
         return out
 
     return ctx.store.read(run)
