@@ -390,3 +390,66 @@ def test_redact_keeps_only_domains(text: str, redacted: str) -> None:
     from js2mail.redact import redact
 
     assert redact(text) == redacted and redact(redacted) == redacted
+
+
+def test_upgrading_wipes_final_delivery_bodies_redacts_old_logs_and_still_delivers_pending_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlite_utils import Database
+
+    from js2mail import crypto
+    from js2mail.store import Store, datakeys, tenancy
+    from js2mail.store import webhooks as hook_rows
+    from js2mail.store.schema import core
+    from js2mail.webhook_worker import WebhookWorker
+    from js2mail.webhooks import verify
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("JS2MAIL_HOME", str(home))
+    (home / "config.toml").write_text("[webhooks]\nallow_private = true\n")
+    master = crypto.create_master_key(home)
+    conn = Store(home / "js2mail.db").connect()  # a database as the build before m007_privacy left it
+    core.apply(Database(conn), stop_before="m007_privacy")
+    data_key = crypto.generate_key()
+    datakeys.insert(conn, 1, crypto.wrap_data_key(master.key, 1, data_key), 0)
+    ws, _ = tenancy.ensure_workspace(conn, "acme", 0)
+    app, _ = tenancy.ensure_application(conn, ws, "shop", 0)
+    with Receiver() as receiver:
+        secret = "whsec_legacy0000000000000000000000000"
+        sealed = crypto.Sealer({1: data_key}).seal(secret.encode(), table="webhook_endpoints", column="secret",
+                                                   row_id="whk_1")
+        hook_rows.insert_endpoint(conn, endpoint_id="whk_1", workspace_id=ws, app_id=app, url=receiver.url, events="*",
+                                  secret=sealed, now=0)
+        conn.execute("INSERT INTO messages (id, workspace_id, application_id, status, created_at, updated_at, last_error,"
+                     " provider_response) VALUES ('msg_1', ?, ?, 'sent', 0, 0, ?, ?)",
+                     (ws, app, f"550 <{GONE1}> unknown", f"250 ok (refused: {REFUSED}: 550 unknown)"))
+        legacy = json.dumps({"id": "evt_1", "type": "form.submitted", "data": {"fields": FORM_VALUES}}).encode()
+        for delivery_id, status in (("d_pending", "pending"), ("d_done", "delivered")):
+            conn.execute("INSERT INTO webhook_deliveries (id, endpoint_id, application_id, event_id, event_type, body,"
+                         " status, created_at, next_attempt_at) VALUES (?, 'whk_1', ?, 'evt_1', 'form.submitted', ?, ?,"
+                         " 0, 0)", (delivery_id, app, legacy, status))
+        conn.close()
+
+        ctx = open_context(load_settings(home))  # applies m007_privacy
+        try:
+            def read(sql: str) -> list[sqlite3.Row]:
+                return ctx.store.read(lambda c: c.execute(sql).fetchall())
+
+            assert [tuple(r) for r in read("SELECT id, body, payload FROM webhook_deliveries ORDER BY id")] == [
+                ("d_done", b"", None), ("d_pending", legacy, None)]
+            (logged,) = read("SELECT last_error, provider_response FROM messages")
+            assert tuple(logged) == ("550 <<redacted>@refused.example> unknown",
+                                     "250 ok (refused: <redacted>@refused.example: 550 unknown)")
+            async def deliver(worker: WebhookWorker) -> None:
+                await worker.tick()
+                await worker.drain(5)
+
+            asyncio.run(deliver(WebhookWorker(ctx)))
+            (got,) = receiver.wait_for(1)
+            assert got.body == legacy and verify(got.body, got.headers["X-JS2Mail-Signature"], secret)
+            assert [tuple(r) for r in read("SELECT status, body, payload FROM webhook_deliveries WHERE id = 'd_pending'")
+                    ] == [("delivered", b"", None)]
+        finally:
+            ctx.close()
+    stored = b"".join(p.read_bytes() for p in home.glob("js2mail.db*"))
+    assert FORM_VALUES["message"].encode() not in stored and GONE1.encode() not in stored
