@@ -453,3 +453,52 @@ def test_upgrading_wipes_final_delivery_bodies_redacts_old_logs_and_still_delive
             ctx.close()
     stored = b"".join(p.read_bytes() for p in home.glob("js2mail.db*"))
     assert FORM_VALUES["message"].encode() not in stored and GONE1.encode() not in stored
+
+
+def test_a_delivery_keeps_its_sealed_body_until_final_and_not_after(home: Path) -> None:
+    """Re-deliveries before the end send the same bytes; given up, disabled by a 410 or removed: no body left."""
+    from js2mail.service import webhooks as hooks
+    from js2mail.webhook_worker import WebhookWorker
+
+    (home / "config.toml").write_text("[webhooks]\nallow_private = true\nretry_schedule = [60]\n")
+    clock = FakeClock(1_800_000_000.0)
+    ctx = open_context(load_settings(home), clock=clock)
+    try:
+        mailboxes.add_smtp(ctx, workspace="acme", address=MAILBOX, host="127.0.0.1", port=1, username=None,
+                           password=None, security="none", app="shop")
+        with Receiver() as failing, Receiver() as gone, Receiver() as removed:
+            failing.respond(500, times=4)
+            gone.respond(410, times=2)
+            ids = {name: asyncio.run(hooks.add_endpoint(ctx, url=r.url, workspace="acme", app="shop",
+                                                        events="mail.queued"))["id"]
+                   for name, r in (("failing", failing), ("gone", gone), ("removed", removed))}
+            scope = ensure_scope(ctx, "acme", "shop")
+            for n in range(2):
+                asyncio.run(messages.send(ctx, scope, {"to": JANE, "subject": "s", "text": "t", "metadata": {"n": str(n)}}))
+
+            def deliveries(endpoint: str) -> list[sqlite3.Row]:
+                return ctx.store.read(lambda c: c.execute(
+                    "SELECT status, payload, body FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint,)).fetchall())
+
+            hooks.remove_endpoint(ctx, ids["removed"])
+            assert deliveries(ids["removed"]) == []  # removing an endpoint deletes its deliveries
+            pending = deliveries(ids["failing"])
+            assert [r["status"] for r in pending] == ["pending", "pending"] and all(r["payload"] for r in pending)
+
+            async def round_of_deliveries() -> None:
+                worker = WebhookWorker(ctx)
+                await worker.tick()
+                await worker.drain(5)
+
+            asyncio.run(round_of_deliveries())
+            assert hooks.find(ctx, ids["gone"])["status"] == "disabled"  # 410: disabled, its deliveries given up
+            assert [(r["status"], r["payload"], r["body"]) for r in deliveries(ids["gone"])] == [("failed", None, b"")] * 2
+            first = [r.body for r in failing.wait_for(2)]
+            assert all(r["status"] == "pending" and r["payload"] for r in deliveries(ids["failing"]))
+            clock.advance(60)
+            asyncio.run(round_of_deliveries())  # the last retry: 500 again, given up
+            again = [r.body for r in failing.wait_for(4)][2:]
+            assert sorted(again) == sorted(first)  # the same event bodies, opened from the sealed payload
+            assert [(r["status"], r["payload"], r["body"]) for r in deliveries(ids["failing"])] == [("failed", None, b"")] * 2
+    finally:
+        ctx.close()
