@@ -173,3 +173,16 @@ def test_export_holds_every_table_and_column_kept_about_the_workspace(home: Path
     for secret in ("s3cret-pass", hook["secret"], key.split("_")[3], "the body nobody may export",
                    "Quarterly figures", "jane.doe", "x@elsewhere.example"):
         assert secret not in text
+
+
+def test_crypto_rotate_reseals_pending_webhook_payloads(home: Path) -> None:
+    (home / "config.toml").write_text("[webhooks]\nallow_private = true\n")
+    add_smtp_mailbox()
+    assert run_cli("webhooks", "add", "http://127.0.0.1:9/hooks", "-w", "acme", "-a", "shop").code == 0
+    assert run_cli("send", "-w", "acme", "-a", "shop", "--to", "bob@example.org", "--subject", "s", "--text", "t",
+                   "--from", "shop@example.com").code == 0
+    before = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    # the mailbox password, the webhook secret, the queued body and the pending delivery's payload
+    assert run_cli("crypto", "rotate", "--json").json()["resealed"] == 4
+    after = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    assert (before["keyId"], after["keyId"]) == (1, 2)
