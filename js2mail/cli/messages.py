@@ -74,8 +74,8 @@ def show(message_id: str, as_json: JsonOpt = False) -> None:
 
 
 def _fields(info: dict[str, Any]) -> list[list[Any]]:
-    """One row per field; lists as comma-separated text, and a partial refusal spelled out."""
-    rows = [[k, ", ".join(v) if isinstance(v, list) else v] for k, v in info.items()]
+    """One row per field, and a partial refusal spelled out."""
+    rows = [[k, v] for k, v in info.items()]
     if info["refusedRecipients"] and info["status"] == "sent":
         rows.append(["note", f"sent, but {info['refusedRecipients']} recipient(s) at "
                              f"{', '.join(info['refusedDomains'])} were refused"])
