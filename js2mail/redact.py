@@ -22,6 +22,8 @@ _ADDRESS = re.compile(
 
 def redact(text: str) -> str:
     """The text with every address replaced by `<redacted>@domain`."""
+    if "@" not in text and "%40" not in text:  # most provider answers: no address to look for
+        return text
     return _ADDRESS.sub(lambda m: f"{REDACTED}@{m.group(1)}", text)
 
 
