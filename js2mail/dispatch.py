@@ -17,13 +17,15 @@ from typing import Any
 from js2mail import mail
 from js2mail.errors import CryptoError, ProviderError
 from js2mail.models import new_id
-from js2mail.providers.base import OutgoingMessage, Provider, SendResult
+from js2mail.providers.base import OutgoingMessage, Provider, RecipientsRefused, Refused, SendResult
+from js2mail.redact import RedactingFilter, redact
 from js2mail.retry import next_attempt_at, next_utc_midnight, utc_day
 from js2mail.service import Context
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
 
 log = logging.getLogger("js2mail.dispatch")
+log.addFilter(RedactingFilter())  # provider errors and tracebacks echo recipient addresses
 
 
 @dataclass
@@ -132,7 +134,7 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - a mailbox that cannot be opened fails its mail, visibly
             log.exception("cannot open mailbox %s", row["mailbox_id"])
             await store.write(rows.record_failed, msg_id, self.worker, attempt,
-                              f"mailbox cannot be used: {type(exc).__name__}: {exc}", clock.now())
+                              redact(f"mailbox cannot be used: {type(exc).__name__}: {exc}"), clock.now())
             return
         if got is None:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
@@ -153,7 +155,8 @@ class Dispatcher:
         if result is None:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
             return
-        await store.write(rows.record_sent, msg_id, self.worker, attempt, result.response, clock.now())
+        await store.write(rows.record_sent, msg_id, self.worker, attempt, redact(result.response), clock.now(),
+                          result.refused)
 
     async def _send(self, provider: Provider, mailbox: sqlite3.Row, msg_id: str) -> SendResult | None:
         """One attempt; every failure comes back as a classified ProviderError."""
@@ -186,7 +189,8 @@ class Dispatcher:
 
     async def _failed(self, row: sqlite3.Row, attempt: int, exc: ProviderError) -> None:
         store, now, msg_id = self.ctx.store, self.ctx.clock.now(), row["id"]
-        error = f"{exc.code}: {exc.message}" if exc.code not in exc.message else exc.message
+        error = redact(f"{exc.code}: {exc.message}" if exc.code not in exc.message else exc.message)
+        refused = exc.refused if isinstance(exc, RecipientsRefused) else Refused()
         if exc.needs_reconnect:
             await store.write(_dead_grant, row["mailbox_id"], msg_id, self.worker, attempt, error, now)
             return
@@ -195,9 +199,9 @@ class Dispatcher:
             return
         next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, exc.retry_after) if exc.retryable else None
         if next_at is None:
-            await store.write(rows.record_failed, msg_id, self.worker, attempt, error, now)
+            await store.write(rows.record_failed, msg_id, self.worker, attempt, error, now, refused)
         else:
-            await store.write(rows.record_retry, msg_id, self.worker, attempt, error, next_at, now)
+            await store.write(rows.record_retry, msg_id, self.worker, attempt, error, next_at, now, refused)
 
 
 def _dead_grant(conn: sqlite3.Connection, mailbox_id: str, msg_id: str, worker: str, attempt: int, error: str,

@@ -13,6 +13,7 @@ from js2mail.models import new_id
 from js2mail.retry import next_attempt_at
 from js2mail.service import Context
 from js2mail.service.webhooks import active_secrets, policy
+from js2mail.store import events
 from js2mail.store import webhooks as rows
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class WebhookWorker:
                 return
             try:
                 secrets = active_secrets(self.ctx, endpoint, now)
+                body = _body_of(self.ctx, d)
                 target = await webhooks.resolve_target(endpoint["url"], self.policy)
             except webhooks.WebhookUrlRefused as exc:
                 await self._retry_or_fail(d, attempt, None, exc.message, None)
@@ -86,7 +88,6 @@ class WebhookWorker:
                 await store.write(rows.record_attempt, d["id"], status="failed", attempts=attempt, now=now,
                                   next_at=None, http_status=None, error=exc.message)
                 return
-            body = bytes(d["body"])
             headers = webhooks.delivery_headers(body=body, event_type=d["event_type"], delivery_id=d["id"],
                                                 secrets=secrets, now=self.ctx.clock.now())
             result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout, client=self._client())
@@ -106,6 +107,15 @@ class WebhookWorker:
         next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, retry_after)
         await self.ctx.store.write(rows.record_attempt, d["id"], status="pending" if next_at else "failed",
                                    attempts=attempt, now=now, next_at=next_at, http_status=status, error=error)
+
+
+def _body_of(ctx: Context, d: sqlite3.Row) -> bytes:
+    """The delivery's body, unsealed; one an earlier build left unsealed (pending at the upgrade) as it is."""
+    if d["payload"] is not None:
+        return ctx.sealer.open(bytes(d["payload"]), **events.PAYLOAD, row_id=d["id"])
+    if d["body"]:
+        return bytes(d["body"])
+    raise CryptoError(f"webhook delivery {d['id']} has no body", code="envelope_invalid")
 
 
 def _gone(conn: sqlite3.Connection, delivery_id: str, endpoint_id: str, attempt: int, now: float,

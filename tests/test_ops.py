@@ -106,3 +106,83 @@ def test_catalog_version_moves_on_keys_mailboxes_and_cascading_delete(home: Path
     before = version()
     assert run_cli("data", "delete", "-w", "acme", "--yes", "acme").code == 0
     assert version() > before  # the cascade deleted keys and mailboxes: cached lookups must be dropped
+
+
+def _owned_tables(db: sqlite3.Connection) -> dict[str, str]:
+    """Every table holding rows about a workspace, found from the schema itself: a workspace_id
+    column, or a foreign key to such a table. → {table: WHERE clause selecting one workspace's rows}."""
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                       " AND name NOT LIKE 'sqlite_%'")]
+    scopes = {t: "workspace_id = ?" for t in tables
+              if "workspace_id" in [c[1] for c in db.execute(f"PRAGMA table_info({t})")]}
+    grew = True
+    while grew:
+        grew = False
+        for table in tables:
+            if table in scopes or table == "workspaces":
+                continue
+            for fk in db.execute(f"PRAGMA foreign_key_list({table})").fetchall():
+                parent, column, parent_column = fk[2], fk[3], fk[4]
+                if parent in scopes:
+                    scopes[table] = f"{column} IN (SELECT {parent_column} FROM {parent} WHERE {scopes[parent]})"
+                    grew = True
+                    break
+    return scopes
+
+
+def test_export_holds_every_table_and_column_kept_about_the_workspace(home: Path) -> None:
+    (home / "config.toml").write_text("[webhooks]\nallow_private = true\n")
+    add_smtp_mailbox()
+    assert run_cli("mailboxes", "set-default", "shop@example.com", "--app", "shop", "-w", "acme").code == 0
+    hook = run_cli("webhooks", "add", "http://127.0.0.1:9/hooks", "-w", "acme", "-a", "shop", "--json").json()
+    form = run_cli("forms", "create", "-w", "acme", "-a", "shop", "--to", "owner@example.com", "--json")
+    assert form.code == 0, form.err
+    key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+    queued = run_cli("send", "-w", "acme", "-a", "shop", "--to", "jane.doe@private.example", "--subject",
+                     "Quarterly figures", "--text", "the body nobody may export", "--idempotency-key", "k-1", "--json")
+    assert queued.code == 0, queued.err
+    db = sqlite3.connect(home / "js2mail.db")
+    db.execute("INSERT INTO mailbox_usage (mailbox_id, day, sent) SELECT id, '2026-12-01', 3 FROM mailboxes"
+               " WHERE address = 'shop@example.com'")
+    db.commit()
+    # another workspace's data must stay out of this export
+    assert run_cli("mailboxes", "add", "smtp", "-w", "elsewhere", "--address", "x@elsewhere.example", "--host", "h",
+                   "--port", "25", "--security", "none", "--no-auth").code == 0
+
+    result = run_cli("data", "export", "-w", "acme")
+    assert result.code == 0, result.err
+    exported, text = result.json(), result.out
+    ws_id = exported["workspaceId"]
+    scopes = _owned_tables(db)
+    assert {"webhook_deliveries", "idempotency_keys", "message_bodies", "mailbox_usage", "messages"} <= set(scopes)
+    for table, where in scopes.items():
+        columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+        params = (ws_id,) * where.count("?")
+        count = db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[0]
+        assert table in exported, f"the export forgets the table {table}"
+        assert len(exported[table]) == count, table
+        for item in exported[table]:
+            assert list(item) == columns, table
+    assert len(exported["webhook_deliveries"]) == 1 and exported["webhook_deliveries"][0]["event_type"] == "mail.queued"
+    assert exported["webhook_deliveries"][0]["payload"]["sealed"] is True
+    assert exported["message_bodies"][0]["payload"] == {"sealed": True, "keyId": 1,
+                                                      "bytes": exported["message_bodies"][0]["payload"]["bytes"]}
+    assert exported["idempotency_keys"][0]["key"] == "k-1"
+    assert exported["mailbox_usage"] == [{"mailbox_id": exported["mailboxes"][0]["id"], "day": "2026-12-01", "sent": 3}]
+    assert exported["messages"][0]["recipient_domains"] == ["private.example"]
+    for secret in ("s3cret-pass", hook["secret"], key.split("_")[3], "the body nobody may export",
+                   "Quarterly figures", "jane.doe", "x@elsewhere.example"):
+        assert secret not in text
+
+
+def test_crypto_rotate_reseals_pending_webhook_payloads(home: Path) -> None:
+    (home / "config.toml").write_text("[webhooks]\nallow_private = true\n")
+    add_smtp_mailbox()
+    assert run_cli("webhooks", "add", "http://127.0.0.1:9/hooks", "-w", "acme", "-a", "shop").code == 0
+    assert run_cli("send", "-w", "acme", "-a", "shop", "--to", "bob@example.org", "--subject", "s", "--text", "t",
+                   "--from", "shop@example.com").code == 0
+    before = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    # the mailbox password, the webhook secret, the queued body and the pending delivery's payload
+    assert run_cli("crypto", "rotate", "--json").json()["resealed"] == 4
+    after = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    assert (before["keyId"], after["keyId"]) == (1, 2)

@@ -65,7 +65,8 @@ def test_mail_sent_arrives_signed_with_metadata(home: Path, setup: tuple[SmtpSer
     event = json.loads(got.body)
     assert event["type"] == "mail.sent" and event["id"].startswith("evt_") and event["createdAt"].endswith("Z")
     assert event["data"] == {"messageId": message_id, "status": "sent", "attempt": 1, "error": None,
-                             "recipientDomains": ["example.org"], "metadata": {"orderId": "789"}}
+                             "recipientDomains": ["example.org"], "metadata": {"orderId": "789"},
+                             "refusedRecipients": 0, "refusedDomains": []}
 
 
 def test_failures_retry_with_the_same_delivery_id_and_a_fresh_signature(

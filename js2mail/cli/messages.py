@@ -56,7 +56,16 @@ def show(message_id: str, as_json: JsonOpt = False) -> None:
 
     with common.open_context() as ctx:
         info = messages.get_message(ctx, None, message_id)
-    common.output(info, as_json, lambda: common.table(None, ["field", "value"], [[k, v] for k, v in info.items()]))
+    common.output(info, as_json, lambda: common.table(None, ["field", "value"], _fields(info)))
+
+
+def _fields(info: dict[str, Any]) -> list[list[Any]]:
+    """One row per field, and a partial refusal spelled out."""
+    rows = [[k, v] for k, v in info.items()]
+    if info["refusedRecipients"] and info["status"] == "sent":
+        rows.append(["note", f"sent, but {info['refusedRecipients']} recipient(s) at "
+                             f"{', '.join(info['refusedDomains'])} were refused"])
+    return rows
 
 
 @app.command("cancel")

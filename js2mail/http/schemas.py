@@ -42,6 +42,8 @@ class Message(msgspec.Struct, rename="camel"):
     scheduled_at: str | None
     last_error: str | None
     recipient_domains: list[str]
+    refused_recipients: int  # recipients the provider refused (the others were sent to); never addresses
+    refused_domains: list[str]
     metadata: dict[str, str]
     source: str
 

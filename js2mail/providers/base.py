@@ -8,9 +8,13 @@ provider-specific exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import Message
 from typing import Protocol
+
+from js2mail.errors import ProviderError
+from js2mail.redact import domains_of
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,31 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """Recipients the provider refused: how many, and their domains — never the addresses."""
+
+    count: int = 0
+    domains: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, addresses: Iterable[str]) -> Refused:
+        found = list(addresses)
+        return cls(len(found), tuple(domains_of(found)))
+
+
+@dataclass(frozen=True)
 class SendResult:
     response: str  # the provider's answer, e.g. "250 2.0.0 Ok: queued as ABC" or "202 Accepted"
     provider_message_id: str | None = None
+    refused: Refused = Refused()  # some recipients refused, the others accepted
+
+
+class RecipientsRefused(ProviderError):
+    """Every recipient was refused; `refused` says how many and at which domains."""
+
+    def __init__(self, message: str, *, refused: Refused, retryable: bool, code: str = "recipients_refused") -> None:
+        super().__init__(message, code=code, retryable=retryable)
+        self.refused = refused
 
 
 class Provider(Protocol):

@@ -21,7 +21,8 @@ import aiosmtplib
 
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
-from js2mail.providers.base import OutgoingMessage, SendResult
+from js2mail.providers.base import OutgoingMessage, RecipientsRefused, Refused, SendResult
+from js2mail.redact import redact
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 IDLE_CHECK_AFTER = 2.0  # seconds idle before a pooled session is checked with NOOP
@@ -53,10 +54,12 @@ def classify_smtp_error(exc: BaseException) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        codes = [r.code for r in exc.recipients]
-        text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        refused = Refused.of(r.recipient for r in exc.recipients)
+        codes = sorted({r.code for r in exc.recipients})
         retryable = any(400 <= c < 500 for c in codes)
-        return ProviderError(f"all recipients refused: {text}", code="smtp_recipients_refused", retryable=retryable)
+        text = (f"all {refused.count} recipient(s) refused at {', '.join(refused.domains)}: "
+                + "; ".join(redact(f"{r.code} {r.message}") for r in exc.recipients))
+        return RecipientsRefused(text, refused=refused, code="smtp_recipients_refused", retryable=retryable)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         code, text = exc.code, f"{exc.code} {exc.message}".strip()
         if code in AUTH_CODES or isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -156,10 +159,7 @@ class SmtpProvider:
                     raise
                 raise classify_smtp_error(exc) from exc
             self._idle.append((client, time.monotonic()))
-        response = reply.strip()
-        if refused:
-            response += " (refused: " + "; ".join(f"{rcpt}: {r.code} {r.message}" for rcpt, r in refused.items()) + ")"
-        return SendResult(response=response)
+        return SendResult(response=reply.strip(), refused=Refused.of(refused))
 
     async def verify(self) -> str:
         try:

@@ -11,7 +11,7 @@ from js2mail.clock import Clock, SystemClock
 from js2mail.config import Settings
 from js2mail.errors import ConfigError, ValidationError
 from js2mail.models import SLUG_RE
-from js2mail.store import Store, datakeys
+from js2mail.store import Store, datakeys, events
 
 
 @dataclass
@@ -106,4 +106,5 @@ def open_context(settings: Settings, *, clock: Clock | None = None) -> Context:
 
     ctx = Context(settings, store, crypto.Sealer(load_keys(), load_keys), clock or SystemClock(), master.source)
     ctx.extras["master_key"] = master
+    events.use_sealer(settings.db_path, ctx.sealer)  # webhook deliveries are sealed where they are written
     return ctx

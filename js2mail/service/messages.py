@@ -164,6 +164,8 @@ def message_view(row: sqlite3.Row) -> dict[str, Any]:
         "scheduledAt": iso(row["scheduled_at"]),
         "lastError": row["last_error"],
         "recipientDomains": json.loads(row["recipient_domains"]),
+        "refusedRecipients": row["refused_recipients"],
+        "refusedDomains": json.loads(row["refused_domains"]),
         "metadata": json.loads(row["metadata"]),
         "source": row["source"],
     }

@@ -45,38 +45,61 @@ def _workspace(conn: sqlite3.Connection, slug: str) -> sqlite3.Row:
     return ws
 
 
-EXPORT_TABLES = {
-    "applications": ("SELECT id, slug, default_mailbox_id, created_at FROM applications WHERE workspace_id = ?"),
-    "apiKeys": ("SELECT prefix, application_id, name, created_at, last_used_at, revoked_at FROM api_keys"
-                " WHERE workspace_id = ?"),
-    "mailboxes": ("SELECT id, address, provider, display_name, settings, status, daily_quota, created_at"
-                  " FROM mailboxes WHERE workspace_id = ?"),
-    "forms": ("SELECT public_id, application_id, name, to_address, redirect_url, origins, status, created_at"
-              " FROM forms WHERE workspace_id = ?"),
-    "webhooks": ("SELECT id, application_id, url, events, status, created_at FROM webhook_endpoints"
-                 " WHERE workspace_id = ?"),
-    "messages": ("SELECT id, application_id, source, status, attempts, created_at, sent_at, last_error,"
-                 " recipient_domains, metadata FROM messages WHERE workspace_id = ? ORDER BY created_at"),
+# Every table holding something about a workspace, and how its rows are found. Rows come out whole:
+# every column, JSON decoded, times in ISO 8601; sealed values and hashes are described, never opened.
+EXPORT_SCOPES = {
+    "applications": "workspace_id = ?",
+    "api_keys": "workspace_id = ?",
+    "mailboxes": "workspace_id = ?",
+    "mailbox_usage": "mailbox_id IN (SELECT id FROM mailboxes WHERE workspace_id = ?)",
+    "forms": "workspace_id = ?",
+    "webhook_endpoints": "workspace_id = ?",
+    "webhook_deliveries": "endpoint_id IN (SELECT id FROM webhook_endpoints WHERE workspace_id = ?)",
+    "messages": "workspace_id = ?",
+    "message_bodies": "message_id IN (SELECT id FROM messages WHERE workspace_id = ?)",
+    "idempotency_keys": "workspace_id = ?",
 }
+JSON_COLUMNS = {"settings", "origins", "events", "recipient_domains", "refused_domains", "metadata"}
+HASHED = {("api_keys", "secret_hash")}
+UNSEALED_LEGACY = {("webhook_deliveries", "body")}  # only ever non-empty for a pending pre-m007 delivery
+
+
+def _described(table: str, column: str, value: bytes) -> dict[str, Any]:
+    if (table, column) in HASHED:
+        return {"hashed": True, "bytes": len(value)}
+    if (table, column) in UNSEALED_LEGACY:
+        return {"sealed": False, "bytes": len(value)}
+    return {"sealed": True, "keyId": crypto.parse_header(value)[1], "bytes": len(value)}
+
+
+def _export_value(table: str, column: str, value: Any, sealed_columns: set[tuple[str, str]]) -> Any:
+    if value is None:
+        return None
+    if (table, column) in sealed_columns | HASHED | UNSEALED_LEGACY:
+        return _described(table, column, bytes(value)) if len(value) else None
+    if isinstance(value, bytes):
+        return value.hex()  # an idempotency record's request fingerprint (SHA-256)
+    if column in JSON_COLUMNS and isinstance(value, str):
+        return json.loads(value)
+    if column.endswith(("_at", "_until")):
+        return iso(value)
+    return value
 
 
 def export_workspace(ctx: Context, workspace: str) -> dict[str, Any]:
-    """Everything js2mail keeps about a workspace, without secrets (which are never shown again)."""
+    """Everything js2mail keeps about a workspace, table by table, without secrets (which are never
+    shown again) and without opening any sealed value (message bodies, delivery payloads)."""
+    sealed_columns = {(table, column) for table, _, column, _ in sealed.SEALED_COLUMNS}
 
     def run(conn: sqlite3.Connection) -> dict[str, Any]:
         ws = _workspace(conn, workspace)
-        out: dict[str, Any] = {"workspace": ws["slug"], "createdAt": iso(ws["created_at"]), "exportedAt": iso(ctx.clock.now())}
-        for name, sql in EXPORT_TABLES.items():
-            items = []
-            for row in conn.execute(sql, (ws["id"],)).fetchall():
-                item = dict(row)
-                for key in ("settings", "origins", "events", "recipient_domains", "metadata"):
-                    if key in item and isinstance(item[key], str):
-                        item[key] = json.loads(item[key])
-                for key in [k for k in item if k.endswith("_at")]:
-                    item[key] = iso(item[key])
-                items.append(item)
-            out[name] = items
+        out: dict[str, Any] = {"workspace": ws["slug"], "workspaceId": ws["id"], "createdAt": iso(ws["created_at"]),
+                               "exportedAt": iso(ctx.clock.now())}
+        for table, where in EXPORT_SCOPES.items():
+            cursor = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY rowid", (ws["id"],))
+            columns = [d[0] for d in cursor.description]
+            out[table] = [{key: _export_value(table, key, value, sealed_columns)
+                           for key, value in zip(columns, row, strict=True)} for row in cursor.fetchall()]
         return out
 
     return ctx.store.read(run)

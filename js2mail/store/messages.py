@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from js2mail.providers.base import Refused
 from js2mail.store import events
 
 ACTIVE = ("queued", "retrying")
@@ -117,10 +118,16 @@ def enqueue(
 
 
 def event_data(
-    message_id: str, status: str, attempt: int, error: str | None, domains: list[str], metadata: dict[str, str]
+    message_id: str, status: str, attempt: int, error: str | None, domains: list[str], metadata: dict[str, str],
+    refused: Refused | None = None,
 ) -> dict[str, Any]:
-    return {"messageId": message_id, "status": status, "attempt": attempt, "error": error,
-            "recipientDomains": domains, "metadata": metadata}
+    """A mail.* event's data; outcomes (sent, retrying, failed) also say how many recipients were
+    refused and at which domains."""
+    data: dict[str, Any] = {"messageId": message_id, "status": status, "attempt": attempt, "error": error,
+                            "recipientDomains": domains, "metadata": metadata}
+    if refused is not None:
+        data.update(refusedRecipients=refused.count, refusedDomains=list(refused.domains))
+    return data
 
 
 CLAIM_COLUMNS = "id, workspace_id, application_id, mailbox_id, attempts, recipient_domains, metadata, created_at"
@@ -154,9 +161,11 @@ def body_of(conn: sqlite3.Connection, message_id: str) -> bytes | None:
     return None if row is None else bytes(row["payload"])
 
 
-def _finish(conn: sqlite3.Connection, row: sqlite3.Row, status: str, attempt: int, error: str | None, now: float) -> None:
+def _finish(conn: sqlite3.Connection, row: sqlite3.Row, status: str, attempt: int, error: str | None, now: float,
+            refused: Refused) -> None:
     etype = {"sent": "mail.sent", "failed": "mail.failed", "retrying": "mail.retrying"}[status]
-    data = event_data(row["id"], status, attempt, error, json.loads(row["recipient_domains"]), json.loads(row["metadata"]))
+    data = event_data(row["id"], status, attempt, error, json.loads(row["recipient_domains"]), json.loads(row["metadata"]),
+                      refused)
     events.emit(conn, workspace_id=row["workspace_id"], app_id=row["application_id"], type=etype, data=data, now=now)
 
 
@@ -170,36 +179,40 @@ def _current(conn: sqlite3.Connection, message_id: str, worker: str) -> sqlite3.
     return row
 
 
-def record_sent(conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, response: str, now: float) -> bool:
+def record_sent(conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, response: str, now: float,
+                refused: Refused = Refused()) -> bool:
     row = _current(conn, message_id, worker)
     if row is None:
         return False
     conn.execute(
         "UPDATE messages SET status = 'sent', attempts = ?, sent_at = ?, updated_at = ?, provider_response = ?,"
-        " last_error = NULL, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL WHERE id = ?",
-        (attempt, now, now, response[:500], message_id),
+        " last_error = NULL, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL, refused_recipients = ?,"
+        " refused_domains = ? WHERE id = ?",
+        (attempt, now, now, response[:500], refused.count, _json(refused.domains), message_id),
     )
     conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
-    _finish(conn, row, "sent", attempt, None, now)
+    _finish(conn, row, "sent", attempt, None, now, refused)
     return True
 
 
 def record_retry(
-    conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, error: str, next_at: float, now: float
+    conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, error: str, next_at: float, now: float,
+    refused: Refused = Refused(),
 ) -> bool:
     row = _current(conn, message_id, worker)
     if row is None:
         return False
     conn.execute(
         "UPDATE messages SET status = 'retrying', attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?,"
-        " claimed_by = NULL, lease_until = NULL WHERE id = ?",
-        (attempt, next_at, now, error[:1000], message_id),
+        " claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ? WHERE id = ?",
+        (attempt, next_at, now, error[:1000], refused.count, _json(refused.domains), message_id),
     )
-    _finish(conn, row, "retrying", attempt, error, now)
+    _finish(conn, row, "retrying", attempt, error, now, refused)
     return True
 
 
-def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None, attempt: int, error: str, now: float) -> bool:
+def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None, attempt: int, error: str, now: float,
+                  refused: Refused = Refused()) -> bool:
     if worker is None:
         row = conn.execute(f"SELECT {CLAIM_COLUMNS}, status FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None or row["status"] in TERMINAL:
@@ -210,11 +223,11 @@ def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None,
             return False
     conn.execute(
         "UPDATE messages SET status = 'failed', attempts = ?, updated_at = ?, last_error = ?, next_attempt_at = NULL,"
-        " claimed_by = NULL, lease_until = NULL WHERE id = ?",
-        (attempt, now, error[:1000], message_id),
+        " claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ? WHERE id = ?",
+        (attempt, now, error[:1000], refused.count, _json(refused.domains), message_id),
     )
     conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
-    _finish(conn, row, "failed", attempt, error, now)
+    _finish(conn, row, "failed", attempt, error, now, refused)
     return True
 
 
@@ -257,7 +270,8 @@ def cancel(conn: sqlite3.Connection, app_id: str, message_id: str, now: float) -
 
 
 MESSAGE_COLUMNS = """id, status, attempts, created_at, sent_at, next_attempt_at, last_error, recipient_domains,
-    metadata, scheduled_at, source, mailbox_id, application_id, provider_response"""
+    metadata, scheduled_at, source, mailbox_id, application_id, provider_response, refused_recipients,
+    refused_domains"""
 
 
 def get(conn: sqlite3.Connection, app_id: str | None, message_id: str) -> sqlite3.Row | None:

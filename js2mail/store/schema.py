@@ -237,6 +237,29 @@ def m005_catalog_version(db: Database) -> None:
 
 
 @core()
+def m007_privacy(db: Database) -> None:
+    """Refused recipients are kept as a count and their domains. A webhook delivery's body is personal
+    data: it is sealed in `payload` (NULL once the delivery is final); `body` only holds what an
+    earlier build left unsealed for a delivery still pending, and is emptied for every final one."""
+    _run(
+        db,
+        """
+        ALTER TABLE messages ADD COLUMN refused_recipients INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN refused_domains TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE webhook_deliveries ADD COLUMN payload BLOB;
+        UPDATE webhook_deliveries SET body = X'' WHERE status != 'pending'
+        """,
+    )
+    from js2mail.redact import redact
+
+    logged = db.execute("SELECT id, last_error, provider_response FROM messages"
+                        " WHERE last_error LIKE '%@%' OR provider_response LIKE '%@%'").fetchall()
+    for msg_id, error, response in logged:  # addresses earlier builds wrote into the send log
+        db.execute("UPDATE messages SET last_error = ?, provider_response = ? WHERE id = ?",
+                   (error and redact(error), response and redact(response), msg_id))
+
+
+@core()
 def m013_messages_updated(db: Database) -> None:
     """`messages tail` follows changes in order of `updated_at`."""
     _run(db, "CREATE INDEX messages_updated ON messages (updated_at)")

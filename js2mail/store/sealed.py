@@ -12,6 +12,7 @@ SEALED_COLUMNS = [
     ("message_bodies", "message_id", "payload", "payload"),
     ("webhook_endpoints", "id", "secret", "secret"),
     ("webhook_endpoints", "id", "previous_secret", "secret"),
+    ("webhook_deliveries", "id", "payload", "payload"),
 ]
 
 

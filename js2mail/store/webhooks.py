@@ -1,4 +1,9 @@
-"""Webhook endpoints and their delivery outbox (rows are written by store/events.emit)."""
+"""Webhook endpoints and their delivery outbox (rows are written by store/events.emit).
+
+A delivery's sealed `payload` is kept only while the delivery is pending: the transition to
+`delivered` or `failed` (given up, endpoint disabled or removed) wipes it in the same statement;
+removing an endpoint deletes its deliveries. What stays, until the retention purge, is the
+delivery's metadata: ids, event type, status, attempts, times, last HTTP status and error."""
 
 from __future__ import annotations
 
@@ -59,19 +64,23 @@ def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: fl
     ).fetchall()
 
 
+WIPE = "payload = NULL, body = X''"  # a final delivery keeps no body (sealed, or left unsealed by an old build)
+
+
 def record_attempt(conn: sqlite3.Connection, delivery_id: str, *, status: str, attempts: int, now: float,
                    next_at: float | None, http_status: int | None, error: str | None) -> None:
+    final = status != "pending"
     conn.execute(
         "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?,"
         " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
-        " WHERE id = ?",
+        f"{', ' + WIPE if final else ''} WHERE id = ?",
         (status, attempts, next_at, http_status, error, status, now, delivery_id),
     )
 
 
 def fail_pending_of(conn: sqlite3.Connection, endpoint_id: str, reason: str) -> int:
     return conn.execute(
-        "UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL"
+        f"UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL, {WIPE}"
         " WHERE endpoint_id = ? AND status = 'pending'", (reason, endpoint_id)).rowcount
 
 
