@@ -134,11 +134,20 @@ Style it to match the rest of the site; give every input a visible label.
 """
 
 
-def api_snippet(*, lang: str, public_url: str, api_key: str = "js2_live_...", from_addr: str = "you@yourdomain.com",
-                to_addr: str = "customer@example.com") -> str:
+_COMMENT = {"curl": "#", "python": "#", "node": "//", "php": "//", "go": "//", "ruby": "#"}
+
+
+def api_snippet(*, lang: str, public_url: str, api_key: str = "js2_live_...", from_addr: str | None = None,
+                to_addr: str = "customer@example.com", note: str | None = None) -> str:
+    """`POST /v1/send` in `lang`. Without `from_addr` the body has no "from": the server then sends
+    from the key's application's default mailbox. `note` becomes a comment line on top."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}")
     url = f"{public_url.rstrip('/')}/v1/send"
-    body = (f'{{"from": "{from_addr}", "to": "{to_addr}", "subject": "Your order is confirmed", '
+    sender = f'"from": "{from_addr}", ' if from_addr else ""
+    body = (f'{{{sender}"to": "{to_addr}", "subject": "Your order is confirmed", '
             f'"text": "Thanks for your order!", "idempotencyKey": "order-confirmation-order_789"}}')
+    top = "".join(f"{_COMMENT[lang]} {line}\n" for line in (note or "").splitlines())
     snippets = {
         "curl": f"""curl -X POST {url} \\
   -H "X-Api-Key: {api_key}" \\
@@ -199,6 +208,6 @@ request.body = '{body}'
 response = Net::HTTP.start(uri.hostname, uri.port, use_ssl: uri.scheme == "https") {{ |http| http.request(request) }}
 puts response.code, response.body""",
     }
-    if lang not in snippets:
-        raise ValueError(f"lang must be one of {', '.join(LANGS)}")
-    return snippets[lang] + "\n"
+    if lang == "php":  # the comment goes after the opening tag
+        return snippets[lang].replace("<?php\n", "<?php\n" + top, 1) + "\n"
+    return top + snippets[lang] + "\n"
