@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from js2mail import snippets
+from tests.support.browser import CHROMIUM, PageServer, chromium
 from tests.support.cli import run_cli
 from tests.support.server import ServerProcess, cli_env, free_port
 from tests.support.smtp_server import SmtpServer
@@ -152,3 +153,50 @@ def test_every_language_leaves_from_to_the_default_mailbox() -> None:
     for lang in snippets.LANGS:
         text = snippets.api_snippet(lang=lang, public_url=URL, to_addr="shop@example.com", note="a note")
         assert '"from"' not in text and '"to": "shop@example.com"' in text and "a note" in text
+
+
+# ---------------------------------------------------------------- the plain flavour in a real browser
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+OLD_SITE_CSS = """<style>
+  form label { display: inline; font-weight: normal; margin-right: .5em }
+  input[type="text"], input[type="email"], textarea { display: inline-block; width: 12em; margin: 0 .5em }
+</style>"""
+LABEL_TEXT_BOX = """(selector) => {
+  const label = document.querySelector(selector).closest("label");
+  const text = [...label.childNodes].find((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+  const range = document.createRange();
+  range.selectNodeContents(text);
+  const b = range.getBoundingClientRect();
+  return { x: b.x, y: b.y, width: b.width, height: b.height };
+}"""
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+@pytest.mark.parametrize(("page_css", "width"), [("", 1000), (OLD_SITE_CSS, 1000), ("", 360)],
+                         ids=["bare-page", "old-site-stylesheet", "bare-phone"])
+def test_plain_flavor_is_a_stacked_full_width_form_in_chromium(page_css: str, width: int,
+                                                               request: pytest.FixtureRequest) -> None:
+    html = snippets.form_snippet(public_id="pub123", public_url=URL, flavor="plain")
+    with PageServer() as pages, chromium() as browser:
+        pages.pages["/contact"] = (f"<!doctype html><html><head><meta charset=utf-8>{page_css}</head>"
+                                   f"<body><h1>Contact us</h1>{html}<p>Footer text</p></body></html>")
+        page = browser.new_page()
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(pages.origin + "/contact")
+        form = page.locator("form").bounding_box()
+        for field in ("input[name=name]", "input[name=email]", "textarea[name=message]"):
+            text = page.evaluate(LABEL_TEXT_BOX, field)
+            box = page.locator(field).bounding_box()
+            assert text["y"] + text["height"] <= box["y"] + 0.5, (field, text, box)  # the label is above
+            assert abs(text["x"] - box["x"]) < 2, (field, text, box)  # ...not beside it
+            assert box["width"] >= 0.8 * form["width"], (field, box, form)
+        button = page.locator("button[type=submit]").bounding_box()
+        assert button["y"] >= page.locator("textarea").bounding_box()["y"]  # one column, in order
+        # a visible focus ring on the field being typed in
+        page.focus("input[name=email]")
+        ring = page.evaluate("() => { const s = getComputedStyle(document.activeElement);"
+                             " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }")
+        assert ring[0] == "solid" and ring[1] >= 2, ring
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"plain-form-{request.node.callspec.id}.png"), full_page=True)
