@@ -241,6 +241,9 @@ class _Lookups:
         if left <= 0:
             return None, f"not looked up: the {self.timeout:g} s timeout ran out"
         self.progress(f"{what}: TXT {name}")
+        # Two tries in what is left: dnspython sleeps a growing back-off (up to 2 s) between tries
+        # without looking at the lifetime, so fewer, longer tries keep the total close to the budget.
+        self.resolver.timeout = left / 2
         try:
             answer = self.resolver.resolve(name, "TXT", lifetime=left)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
