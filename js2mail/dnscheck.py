@@ -166,6 +166,21 @@ def spf_problems(record: str) -> tuple[list[str], list[str]]:
     return invalid, weak
 
 
+def spf_lookups(record: str) -> tuple[int, list[str]]:
+    """The DNS look-ups `record` itself costs, and the domains of its include:/redirect= (macros skipped)."""
+    count, targets = 0, []
+    for term in record.split()[1:]:
+        modifier, mechanism = _MODIFIER.match(term), _MECHANISM.match(term)
+        name = (modifier.group(1) if modifier else mechanism.group(2) if mechanism else "").lower()
+        if name not in _LOOKUP_TERMS or (modifier and name != "redirect"):
+            continue
+        count += 1
+        target = modifier.group(2) if modifier else (mechanism.group(3) or "")[1:] if mechanism else ""
+        if name in ("include", "redirect") and target and "%" not in target:
+            targets.append(target.lower().rstrip("."))
+    return count, targets
+
+
 # ---------------------------------------------------------------- DMARC (RFC 7489)
 
 _MAILTO = re.compile(r"mailto:[^@\s,!]+@[^@\s,!]+\.[^@\s,!]+(![0-9]+[kmgt]?)?\Z", re.I)
@@ -263,6 +278,31 @@ def _graded(name: str, found: list[str], invalid: list[str], weak: list[str], pu
     return Check(name, status, found, "; ".join(problems), publish if problems else None, problems)
 
 
+def _nested_lookups(look: _Lookups, record: str, seen: set[str]) -> tuple[int, list[str]]:
+    """What a receiver counts against the 10-look-up limit: `record`'s own look-ups plus those of every
+    include:/redirect= target, recursively; and the targets that make receivers fail (permerror)."""
+    total, targets = spf_lookups(record)
+    problems: list[str] = []
+    for target in targets:
+        if total > SPF_LOOKUP_LIMIT:
+            break
+        if target in seen:
+            continue
+        seen.add(target)
+        records, _ = look.txt(target, "SPF include")
+        if records is None:  # not answered in time: what it holds cannot be counted
+            continue
+        nested = [r for r in records if is_spf(r)]
+        if len(nested) != 1:
+            problems.append(f"{target} (an include:/redirect= target) has {'no' if not nested else 'more than one'} "
+                            "SPF record: receivers fail the check (permerror)")
+            continue
+        more, deeper = _nested_lookups(look, nested[0], seen)
+        total += more
+        problems += deeper
+    return total, problems
+
+
 def _check_spf(look: _Lookups, domain: str, provider: str | None) -> Check:
     records, error = look.txt(domain, "SPF")
     if records is None:
@@ -276,6 +316,12 @@ def _check_spf(look: _Lookups, domain: str, provider: str | None) -> Check:
         return _graded("spf", spf, [f"{len(spf)} SPF records: receivers fail the check (permerror); merge them "
                                     "into one"], [], suggestion)
     invalid, weak = spf_problems(spf[0])
+    if not invalid:
+        total, nested = _nested_lookups(look, spf[0], {domain})
+        invalid += nested
+        if total > SPF_LOOKUP_LIMIT:
+            invalid.append(f"{total} DNS look-ups counting those inside the include:/redirect= targets: the limit "
+                           f"is {SPF_LOOKUP_LIMIT}, receivers fail the check (permerror)")
     publish = suggestion
     if provider in SPF_INCLUDES and SPF_INCLUDES[provider].lower() not in spf[0].lower().split():
         if not invalid and not weak:  # a sound record that lacks the provider: add it in front

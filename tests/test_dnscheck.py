@@ -20,7 +20,16 @@ from tests.support.cli import Result, run_cli
 from tests.support.dns_server import FakeDns
 from tests.support.server import REPO, cli_env
 
+# What the include:/redirect= targets used below publish (receivers count their look-ups too).
+INCLUDED = {
+    "_spf.google.com": ["v=spf1 include:_netblocks.google.com include:_netblocks2.google.com ~all"],
+    "_netblocks.google.com": ["v=spf1 ip4:192.0.2.0/24 ~all"],
+    "_netblocks2.google.com": ["v=spf1 ip6:2001:db8::/32 ~all"],
+    **{f"s{i}.ex.net": [f"v=spf1 ip4:198.51.100.{i} -all"] for i in range(12)},
+    **{f"{n}.example.net": ["v=spf1 a -all"] for n in "abc"},
+}
 GOOD = {
+    **INCLUDED,
     "example.com": ["v=spf1 include:_spf.google.com ~all", "google-site-verification=x"],
     "google._domainkey.example.com": ["v=DKIM1; k=rsa; p=MIIBIjANBg"],
     "_dmarc.example.com": ["v=DMARC1; p=reject; pct=100; rua=mailto:dmarc@example.com,mailto:x@example.net!10m"],
@@ -73,6 +82,27 @@ def test_ten_lookups_are_allowed_eleven_are_not(home: Path) -> None:
     assert check(with_spf(ten))[1]["spf"]["status"] == "ok"
     eleven = ten.replace(" -all", " mx -all")
     assert check(with_spf(eleven))[1]["spf"]["status"] == "invalid"
+
+
+def test_look_ups_inside_includes_count_toward_the_limit(home: Path) -> None:
+    nested = {**GOOD, "example.com": ["v=spf1 include:_spf.google.com include:a.ex.net include:b.ex.net -all"],
+              "a.ex.net": ["v=spf1 " + " ".join(f"include:s{i}.ex.net" for i in range(4)) + " -all"],
+              "b.ex.net": ["v=spf1 " + " ".join(f"include:s{i}.ex.net" for i in range(4, 8)) + " mx -all"]}
+    # 3 + (2 in _spf.google.com) + 4 + 5 = 14, though the record itself has only 3
+    result, checks = check(nested)
+    assert checks["spf"]["status"] == "invalid"
+    assert any(p.startswith("14 DNS look-ups counting those inside") for p in checks["spf"]["problems"])
+    assert result.code == 1
+    # 3 + 2 + 4 = 9: fine
+    del nested["b.ex.net"]
+    nested["example.com"] = ["v=spf1 include:_spf.google.com include:a.ex.net ~all"]
+    assert check(nested)[1]["spf"]["status"] == "ok"
+
+
+def test_an_include_without_an_spf_record_is_flagged(home: Path) -> None:
+    _, checks = check(with_spf("v=spf1 include:_spf.google.com include:nothing-here.example.org -all"))
+    assert checks["spf"]["status"] == "invalid"
+    assert "nothing-here.example.org (an include:/redirect= target) has no SPF record" in checks["spf"]["detail"]
 
 
 def test_two_spf_records_are_flagged(home: Path) -> None:
