@@ -150,6 +150,9 @@ def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str
     elif environ.get("JS2MAIL_CONFIG"):
         raise ConfigError(f"JS2MAIL_CONFIG names {config_path}, which does not exist", code="config_missing")
     _apply_env(settings, environ)
+    if not 1 <= settings.server.port <= 65535:
+        raise ConfigError(f"server.port {settings.server.port} is not a port (1-65535): check [server] port in "
+                          f"{config_path} and JS2MAIL_SERVER_PORT", code="config_invalid")
     return settings
 
 

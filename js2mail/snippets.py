@@ -21,14 +21,29 @@ _CSS = {
                   "button": "btn btn-primary", "status": "form-text"},
 }
 _STYLESHEET = {
+    # Scoped to the form's class (two classes beat a site's `input[type=text]` or `form label`), so the
+    # form looks the same pasted into a bare page or an old stylesheet, and styles nothing else.
     "plain": """<style>
-  .js2mail-form { max-width: 28rem; display: grid; gap: .75rem; font-family: system-ui, sans-serif; }
-  .js2mail-label { display: grid; gap: .25rem; font-size: .9rem; }
-  .js2mail-input { padding: .5rem .6rem; border: 1px solid #ccc; border-radius: .375rem; font: inherit; }
-  .js2mail-button { padding: .55rem 1rem; border: 0; border-radius: .375rem; background: #4f46e5; color: #fff;
-                    font: inherit; cursor: pointer; }
-  .js2mail-button:disabled { opacity: .6; }
-  .js2mail-status { font-size: .9rem; min-height: 1.2em; }
+  .js2mail-form { box-sizing: border-box; display: flex; flex-direction: column; gap: .9rem; width: 100%;
+                  max-width: 28rem; margin: 0; font: 1rem/1.4 system-ui, -apple-system, "Segoe UI", sans-serif;
+                  color: #1f2937; }
+  .js2mail-form .js2mail-label { display: flex; flex-direction: column; gap: .3rem; margin: 0; font-size: .9rem;
+                                 font-weight: 600; }
+  .js2mail-form .js2mail-input { box-sizing: border-box; display: block; width: 100%; margin: 0;
+                                 padding: .55rem .65rem; border: 1px solid #9ca3af; border-radius: .375rem;
+                                 background: #fff; color: #111827; font: inherit; font-weight: 400; }
+  .js2mail-form textarea.js2mail-input { min-height: 7rem; resize: vertical; }
+  .js2mail-form .js2mail-input:focus { border-color: #4f46e5; }
+  .js2mail-form .js2mail-input:focus-visible,
+  .js2mail-form .js2mail-button:focus-visible { outline: 3px solid #818cf8; outline-offset: 2px; }
+  .js2mail-form .js2mail-button { box-sizing: border-box; width: 100%; margin: 0; padding: .6rem 1rem; border: 0;
+                                  border-radius: .375rem; background: #4f46e5; color: #fff; font: inherit;
+                                  font-weight: 600; cursor: pointer; }
+  .js2mail-form .js2mail-button:hover { background: #4338ca; }
+  .js2mail-form .js2mail-button:disabled { opacity: .6; cursor: progress; }
+  .js2mail-form .js2mail-status { margin: 0; min-height: 1.4em; font-size: .9rem; }
+  .js2mail-form .js2mail-status[data-result=ok] { color: #047857; }
+  .js2mail-form .js2mail-status[data-result=error] { color: #b91c1c; }
 </style>""",
     "tailwind": "<!-- Tailwind CSS: skip this line if your site already loads it -->\n"
                 '<script src="https://cdn.tailwindcss.com"></script>',
@@ -134,11 +149,20 @@ Style it to match the rest of the site; give every input a visible label.
 """
 
 
-def api_snippet(*, lang: str, public_url: str, api_key: str = "js2_live_...", from_addr: str = "you@yourdomain.com",
-                to_addr: str = "customer@example.com") -> str:
+_COMMENT = {"curl": "#", "python": "#", "node": "//", "php": "//", "go": "//", "ruby": "#"}
+
+
+def api_snippet(*, lang: str, public_url: str, api_key: str = "js2_live_...", from_addr: str | None = None,
+                to_addr: str = "customer@example.com", note: str | None = None) -> str:
+    """`POST /v1/send` in `lang`. Without `from_addr` the body has no "from": the server then sends
+    from the key's application's default mailbox. `note` becomes a comment line on top."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}")
     url = f"{public_url.rstrip('/')}/v1/send"
-    body = (f'{{"from": "{from_addr}", "to": "{to_addr}", "subject": "Your order is confirmed", '
+    sender = f'"from": "{from_addr}", ' if from_addr else ""
+    body = (f'{{{sender}"to": "{to_addr}", "subject": "Your order is confirmed", '
             f'"text": "Thanks for your order!", "idempotencyKey": "order-confirmation-order_789"}}')
+    top = "".join(f"{_COMMENT[lang]} {line}\n" for line in (note or "").splitlines())
     snippets = {
         "curl": f"""curl -X POST {url} \\
   -H "X-Api-Key: {api_key}" \\
@@ -199,6 +223,6 @@ request.body = '{body}'
 response = Net::HTTP.start(uri.hostname, uri.port, use_ssl: uri.scheme == "https") {{ |http| http.request(request) }}
 puts response.code, response.body""",
     }
-    if lang not in snippets:
-        raise ValueError(f"lang must be one of {', '.join(LANGS)}")
-    return snippets[lang] + "\n"
+    if lang == "php":  # the comment goes after the opening tag
+        return snippets[lang].replace("<?php\n", "<?php\n" + top, 1) + "\n"
+    return top + snippets[lang] + "\n"

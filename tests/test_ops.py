@@ -48,6 +48,7 @@ def test_export_has_no_secrets_and_delete_needs_confirmation(home: Path) -> None
 def test_dns_check_reports_found_records_and_what_to_publish(home: Path) -> None:
     records = {
         "example.com": ["v=spf1 include:_spf.google.com ~all", "google-site-verification=x"],
+        "_spf.google.com": ["v=spf1 ip4:192.0.2.0/24 ~all"],  # dns check counts the look-ups inside includes
         "google._domainkey.example.com": ["v=DKIM1; k=rsa; p=MIIBIjANBg"],
     }
     with FakeDns(records) as dns:

@@ -64,14 +64,14 @@ def init(
 
 
 def _register() -> None:
-    from js2mail.cli import forms, keys, mailboxes, messages, ops, serve, webhooks
+    from js2mail.cli import forms, keys, mailboxes, messages, ops, serve, snippet, webhooks
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(mailboxes.app, name="mailboxes")
     app.add_typer(messages.app, name="messages")
     app.add_typer(webhooks.app, name="webhooks")
     app.add_typer(forms.app, name="forms")
-    app.command(name="snippet")(forms.api_snippet)
+    app.command(name="snippet")(snippet.api_snippet)
     app.add_typer(ops.dns_app, name="dns")
     app.add_typer(ops.crypto_app, name="crypto")
     app.add_typer(ops.data_app, name="data")

@@ -1,4 +1,4 @@
-"""`js2mail forms create|list|show|remove|snippet|prompt` and `js2mail snippet`."""
+"""`js2mail forms create|list|show|remove|snippet|prompt`."""
 
 from __future__ import annotations
 
@@ -113,15 +113,3 @@ def prompt(
     with common.open_context() as ctx:
         forms.get_form(ctx, public_id)
         typer.echo(snippets.builder_prompt(public_id=public_id, public_url=ctx.settings.public_url, platform=platform))
-
-
-def api_snippet(
-    lang: Annotated[str, typer.Option("--lang", help="curl, python, node, php, go or ruby.")] = "curl",
-) -> None:
-    """Print a copy-paste example of POST /v1/send in a language."""
-    import js2mail.snippets as snippets
-    from js2mail.errors import ValidationError
-
-    if lang not in snippets.LANGS:
-        raise ValidationError(f"--lang must be one of {', '.join(snippets.LANGS)}", code="invalid_lang")
-    typer.echo(snippets.api_snippet(lang=lang, public_url=common.settings().public_url))

@@ -1,4 +1,4 @@
-"""Operations commands: `doctor`, `dns check`, `crypto rotate`, `data export|delete`."""
+"""Operations commands: `doctor`, `dns check` (its work in cli/dns.py), `crypto rotate`, `data export|delete`."""
 
 from __future__ import annotations
 
@@ -22,21 +22,16 @@ def dns_check(
     provider: Annotated[str | None, typer.Option("--provider", help="gmail, microsoft or smtp.")] = None,
     selector: Annotated[list[str] | None, typer.Option("--selector", help="DKIM selector (repeatable).")] = None,
     nameserver: Annotated[str | None, typer.Option("--nameserver", help="Ask this server (IP[:port]).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the whole check.")] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show what receivers will see, and the records to publish when something is missing."""
-    from js2mail import dnscheck
+    """Show what receivers will see, and the records to publish when something is missing.
 
-    checks = dnscheck.check_domain(domain, provider=provider, resolver=dnscheck.make_resolver(nameserver),
-                                   selectors=tuple(selector) if selector else dnscheck.DEFAULT_SELECTORS)
+    Exit code: 0 all good, 1 problems found, 2 could not check (bad input, DNS unreachable or timed out)."""
+    from js2mail.cli.dns import run_check
 
-    def human() -> None:
-        for c in checks:
-            typer.echo(f"{c.name.upper():6} {c.status:8} {'; '.join(c.found) or c.detail}")
-            if c.publish:
-                typer.echo(f"       publish: {c.publish}")
-
-    common.output(dnscheck.as_dicts(checks), as_json, human)
+    raise typer.Exit(run_check(domain, provider=provider, selectors=selector, nameserver=nameserver,
+                               timeout=timeout, as_json=as_json))
 
 
 @crypto_app.command("rotate")

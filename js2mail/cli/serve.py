@@ -7,11 +7,13 @@ from typing import Annotated
 import typer
 
 from js2mail.cli import common
+from js2mail.cli.listen import port_range
 
 
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Bind address (default [server] host).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default [server] port, 8025).")] = None,
+    port: Annotated[int | None, typer.Option("--port", callback=port_range,
+                                             help="Port (default [server] port, 8025).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
 ) -> None:
     """Run the API server and the delivery scheduler."""
@@ -19,14 +21,16 @@ def serve(
 
     import uvicorn
 
+    from js2mail.cli.listen import check_bindable, next_steps
     from js2mail.http.app import create_app
     from js2mail.service import open_context
 
     settings = common.settings()
     if host:
         settings.server.host = host
-    if port:
+    if port is not None:
         settings.server.port = port
+    check_bindable(settings.server.host, settings.server.port)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ctx = open_context(settings)
@@ -34,6 +38,8 @@ def serve(
         app = create_app(ctx)
         typer.echo(f"js2mail listening on http://{settings.server.host}:{settings.server.port} "
                    f"(public URL {settings.public_url}); home {settings.home}", err=True)
+        if steps := next_steps(ctx):
+            typer.echo(steps, err=True)
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level.lower(),
                     access_log=False, loop="auto", http="auto", timeout_graceful_shutdown=30,
                     forwarded_allow_ips=",".join(settings.server.trusted_proxies) or None, proxy_headers=bool(
