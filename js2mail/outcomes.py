@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 delivery_log = logging.getLogger("js2mail.delivery")
 webhook_log = logging.getLogger("js2mail.webhook")
 _CODE = re.compile(r"^([a-z][a-z0-9_]*): ")
-_REPLY = re.compile(r"^(\d{3})\b")
+_REPLY = re.compile(r"^(\d{3}|\d\.\d{1,3}\.\d{1,3})\b")  # an HTTP status, or SMTP's enhanced status code
 _ADDRESS = re.compile(r"[^\s<>\"'(),;:@]+@[^\s<>\"'(),;:@]+")
 
 

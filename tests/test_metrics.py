@@ -50,7 +50,9 @@ def connect(smtp: SmtpServer, *extra: str) -> str:
     return run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
 
 
-def test_metrics_are_off_by_default(home: Path, smtp: SmtpServer) -> None:
+def test_metrics_disabled_is_404(home: Path, smtp: SmtpServer) -> None:
+    (home / "config.toml").write_text("[metrics]\nenabled = false\n")
+    assert load_settings(home).metrics == MetricsConfig()  # the default
     connect(smtp)
     with ServerProcess(home) as server:
         r = httpx.get(server.url + "/metrics")

@@ -94,5 +94,6 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
             security=[{"ApiKey": []}, {"Bearer": []}],
         ),
         debug=False,
+        logging_config=None,  # serve's logging (js2mail/logs.py) stays in charge
     )
     return metrics.instrument(with_send_endpoint(app, gate), ctx)
