@@ -21,6 +21,7 @@ def serve(
     from js2mail import logs
     from js2mail.http.app import create_app
     from js2mail.service import open_context
+    from js2mail.service.backup import serve_lock
 
     settings = common.settings()
     if host:
@@ -30,6 +31,7 @@ def serve(
     logs.setup(log_level, log_format)
     ctx = open_context(settings)
     try:
+        ctx.extras["serve_lock"] = serve_lock(settings)  # `restore` refuses while this is held
         app = create_app(ctx)
         logs.started.info("js2mail listening on http://%s:%s (public URL %s); home %s", settings.server.host,
                           settings.server.port, settings.public_url, settings.home)
