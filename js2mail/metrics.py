@@ -14,9 +14,16 @@ import ipaddress
 import json
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -24,7 +31,16 @@ from js2mail.retry import utc_day
 from js2mail.store import health
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import (
+        ASGIApp,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        HTTPScope,
+        Message,
+        Receive,
+        Scope,
+        Send,
+    )
 
     from js2mail.config import MetricsConfig
     from js2mail.service import Context
@@ -104,11 +120,11 @@ def instrument(app: ASGIApp, ctx: Context) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        path = scope["path"]
+        path, method = scope["path"], cast("HTTPScope", scope)["method"]
         if path == "/metrics":
-            await _scrape(scope, send, cfg)
+            await _scrape(scope, method, send, cfg)
             return
-        route = _route(scope["method"], path)
+        route = _route(method, path)
         if route is None:
             await app(scope, receive, send)
             return
@@ -125,7 +141,7 @@ def instrument(app: ASGIApp, ctx: Context) -> ASGIApp:
             await app(scope, receive, watch)
         finally:
             timer = timers.get(route)
-            if timer is not None and scope["method"] == "POST":
+            if timer is not None and method == "POST":
                 timer.observe(time.perf_counter() - started)
             if status == 429:
                 limited[route].inc()
@@ -150,7 +166,7 @@ def allowed(scope: Scope, cfg: MetricsConfig) -> tuple[int, str] | None:
     return None
 
 
-async def _scrape(scope: Scope, send: Send, cfg: MetricsConfig) -> None:
+async def _scrape(scope: Scope, method: str, send: Send, cfg: MetricsConfig) -> None:
     refused = allowed(scope, cfg)
     if refused is not None:
         status, reason = refused
@@ -159,11 +175,14 @@ async def _scrape(scope: Scope, send: Send, cfg: MetricsConfig) -> None:
         headers = [(b"content-type", b"application/json")]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
-    elif scope["method"] not in ("GET", "HEAD"):
+    elif method not in ("GET", "HEAD"):
         status, headers = 405, [(b"content-type", b"application/json"), (b"allow", b"GET, HEAD")]
         body = json.dumps({"error": {"code": "method_not_allowed", "message": "use GET", "details": []}}).encode()
     else:
         status, headers, body = 200, [(b"content-type", CONTENT_TYPE_LATEST.encode())], generate_latest(REGISTRY)
     headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"" if method == "HEAD" else body,
+                                  "more_body": False}
+    await send(end)

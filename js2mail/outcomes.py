@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -53,10 +53,7 @@ def _delivery_line(row: sqlite3.Row, attempts_before: int, seconds: float) -> No
         status = "retrying" if row["attempts"] > attempts_before else "deferred"
     elif status not in ("sent", "failed"):
         return  # cancelled meanwhile, or still claimed (its write failed and was logged)
-    if status == "sent":
-        found = _REPLY.match(row["provider_response"] or "")
-    else:
-        found = _CODE.match(row["last_error"] or "")
+    found = _REPLY.match(row["provider_response"] or "") if status == "sent" else _CODE.match(row["last_error"] or "")
     code = found.group(1) if found else ""
     provider = row["provider"]
     metrics.SENDS.labels(status, provider).inc()
