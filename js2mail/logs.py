@@ -32,6 +32,8 @@ def formatter(fmt: str) -> logging.Formatter:
 def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
     """Route every logger through one stderr handler in `fmt`. Uvicorn must then be started with
     `log_config=None`, or it installs its own handlers and format again."""
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"unknown log level {level!r}: choose debug, info, warning or error", code="invalid_log_level")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(fmt))
     root = logging.getLogger()

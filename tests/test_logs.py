@@ -128,3 +128,10 @@ def test_json_log_and_a_refused_webhook_is_visible_everywhere(home: Path, smtp: 
         assert re.search(rf"INFO js2mail.webhook: webhook delivered delivery=\S+ endpoint={hook['id']} "
                          r"event=mail.sent http_status=200", allowing.log.read_text())
         assert not any(c["check"].startswith("webhook ") for c in run_cli("doctor", "--json").json())
+
+
+def test_an_unknown_log_format_or_level_is_one_clear_line(home: Path) -> None:
+    bad_format = run_cli("serve", "--log-format", "xml")
+    assert bad_format.code == 1 and bad_format.err == "Error: unknown log format 'xml': choose text or json\n"
+    bad_level = run_cli("serve", "--log-level", "loud")
+    assert bad_level.code == 1 and bad_level.err.startswith("Error: unknown log level 'loud'")
