@@ -79,6 +79,12 @@ class FormsConfig:
 
 
 @dataclass
+class MetricsConfig:
+    enabled: bool = False  # GET /metrics (Prometheus); off: 404
+    token: str = ""  # when set, a scrape needs "Authorization: Bearer <token>"; unset: loopback clients only
+
+
+@dataclass
 class GoogleConfig:
     token_uri: str = "https://oauth2.googleapis.com/token"
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
@@ -107,6 +113,7 @@ class Settings:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     forms: FormsConfig = field(default_factory=FormsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
     @property

@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from js2mail import mail
+from js2mail import mail, outcomes
 from js2mail.errors import CryptoError, ProviderError
 from js2mail.models import new_id
 from js2mail.providers.base import OutgoingMessage, Provider, RecipientsRefused, Refused, SendResult
@@ -120,7 +120,7 @@ class Dispatcher:
         claimed = await self.ctx.store.write(rows.claim_due, self.worker, now, now + self.cfg.lease_seconds,
                                              self.cfg.batch_size)
         if claimed:
-            await asyncio.gather(*(self._attempt(row) for row in claimed))
+            await asyncio.gather(*(outcomes.delivery(self.ctx, row, self._attempt(row)) for row in claimed))
         return len(claimed)
 
     async def _attempt(self, row: sqlite3.Row) -> None:

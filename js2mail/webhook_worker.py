@@ -7,7 +7,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
-from js2mail import webhooks
+from js2mail import outcomes, webhooks
 from js2mail.errors import CryptoError
 from js2mail.models import new_id
 from js2mail.retry import next_attempt_at
@@ -46,7 +46,7 @@ class WebhookWorker:
                 due = await self.ctx.store.write(rows.claim_due, self.worker, now, lease, BATCH)
                 if not due:
                     break
-                await asyncio.gather(*(self._deliver(d) for d in due))
+                await asyncio.gather(*(outcomes.webhook(self.ctx, d, self._deliver(d)) for d in due))
                 if len(due) < BATCH:
                     break
         finally:

@@ -64,7 +64,7 @@ def init(
 
 
 def _register() -> None:
-    from js2mail.cli import forms, keys, mailboxes, messages, ops, serve, snippet, webhooks
+    from js2mail.cli import backup, deploy, forms, keys, mailboxes, messages, ops, serve, snippet, webhooks
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(mailboxes.app, name="mailboxes")
@@ -79,6 +79,9 @@ def _register() -> None:
     app.command(name="mcp")(ops.mcp)
     app.command(name="send")(messages.send)
     app.command(name="serve")(serve.serve)
+    app.command(name="backup")(backup.backup)
+    app.command(name="restore")(backup.restore)
+    app.add_typer(deploy.app, name="deploy")
 
 
 _register()

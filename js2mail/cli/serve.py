@@ -15,15 +15,16 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", callback=port_range,
                                              help="Port (default [server] port, 8025).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+    log_format: Annotated[str, typer.Option("--log-format", help="text, or json (one object per line).")] = "text",
 ) -> None:
     """Run the API server and the delivery scheduler."""
-    import logging
-
     import uvicorn
 
+    from js2mail import logs
     from js2mail.cli.listen import check_bindable, next_steps
     from js2mail.http.app import create_app
     from js2mail.service import open_context
+    from js2mail.service.backup import serve_lock
 
     settings = common.settings()
     if host:
@@ -31,17 +32,17 @@ def serve(
     if port is not None:
         settings.server.port = port
     check_bindable(settings.server.host, settings.server.port)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logs.setup(log_level, log_format)
     ctx = open_context(settings)
     try:
+        ctx.extras["serve_lock"] = serve_lock(settings)  # `restore` refuses while this is held
         app = create_app(ctx)
-        typer.echo(f"js2mail listening on http://{settings.server.host}:{settings.server.port} "
-                   f"(public URL {settings.public_url}); home {settings.home}", err=True)
+        logs.started.info("js2mail listening on http://%s:%s (public URL %s); home %s", settings.server.host,
+                          settings.server.port, settings.public_url, settings.home)
         if steps := next_steps(ctx):
             typer.echo(steps, err=True)
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level.lower(),
-                    access_log=False, loop="auto", http="auto", timeout_graceful_shutdown=30,
+                    access_log=False, log_config=None, loop="auto", http="auto", timeout_graceful_shutdown=30,
                     forwarded_allow_ips=",".join(settings.server.trusted_proxies) or None, proxy_headers=bool(
                         settings.server.trusted_proxies))
     finally:

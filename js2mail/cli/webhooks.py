@@ -52,9 +52,11 @@ def list_(
     with common.open_context() as ctx:
         found = webhooks.list_endpoints(ctx, workspace, application)
     common.output(found, as_json, lambda: common.table(
-        "Webhooks", ["id", "workspace", "app", "url", "events", "status"],
+        "Webhooks", ["id", "workspace", "app", "url", "events", "status", "last outcome", "failures in a row"],
         [[w["id"], w["workspace"], w["application"], w["url"], ",".join(w["events"]),
-          w["status"] + (f" ({w['statusDetail']})" if w["statusDetail"] else "")] for w in found]))
+          w["status"] + (f" ({w['statusDetail']})" if w["statusDetail"] else ""),
+          (w["lastOutcome"] or "none yet") + (f": {w['lastError']}" if w["lastError"] else ""),
+          w["consecutiveFailures"]] for w in found]))
 
 
 @app.command("remove")

@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
-from js2mail import __version__
+from js2mail import __version__, metrics
 from js2mail.http.auth import PRINCIPAL, Gate, api_key_middleware, with_send_endpoint
 from js2mail.http.errors import EXCEPTION_HANDLERS
 from js2mail.models import Principal
@@ -94,5 +94,6 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
             security=[{"ApiKey": []}, {"Bearer": []}],
         ),
         debug=False,
+        logging_config=None,  # serve's logging (js2mail/logs.py) stays in charge
     )
-    return with_send_endpoint(app, gate)
+    return metrics.instrument(with_send_endpoint(app, gate), ctx)

@@ -10,7 +10,7 @@ from js2mail.errors import Js2MailError
 
 def run_checks(settings: Settings, *, dns: bool, now: float, key_max_age_days: int) -> list[dict[str, Any]]:
     from js2mail.service import open_context
-    from js2mail.store import datakeys
+    from js2mail.store import datakeys, health
 
     checks: list[dict[str, Any]] = [{"check": "config", "status": "ok", "detail": f"home {settings.home}"}]
     try:
@@ -34,6 +34,10 @@ def run_checks(settings: Settings, *, dns: bool, now: float, key_max_age_days: i
             bad = m["status"] != "active"
             checks.append({"check": f"mailbox {m['address']}", "status": "fail" if bad else "ok",
                            "detail": f"{m['provider']}, {m['status']}" + (f": {m['status_detail']}" if bad else "")})
+        for e in ctx.store.read(health.failing_endpoints):
+            checks.append({"check": f"webhook {e['id']}", "status": "fail" if e["status"] != "active" else "warn",
+                           "detail": f"{e['url']}: {e['status']}, {e['consecutive_failures']} failed attempt(s) in a "
+                                     f"row; last: {e['last_error'] or e['status_detail'] or e['last_outcome']}"})
         counts = dict(ctx.store.read(lambda c: c.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
                                      .fetchall()))
         checks.append({"check": "queue", "status": "ok", "detail": ", ".join(f"{k} {v}" for k, v in counts.items())

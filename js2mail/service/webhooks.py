@@ -37,6 +37,8 @@ def endpoint_info(row: sqlite3.Row, now: float) -> dict[str, Any]:
         "status": row["status"],
         "statusDetail": row["status_detail"],
         "rotationEndsAt": iso(row["previous_secret_until"]) if (row["previous_secret_until"] or 0) > now else None,
+        "lastOutcome": row["last_outcome"], "lastError": row["last_error"], "lastHttpStatus": row["last_http_status"],
+        "consecutiveFailures": row["consecutive_failures"],
         "createdAt": iso(row["created_at"]),
     }
 

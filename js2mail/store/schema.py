@@ -265,6 +265,33 @@ def m013_messages_updated(db: Database) -> None:
     _run(db, "CREATE INDEX messages_updated ON messages (updated_at)")
 
 
+@core()
+def m012_ops(db: Database) -> None:
+    """Each webhook endpoint keeps its last outcome and its count of consecutive failed attempts
+    (`webhooks list`, `doctor`). Kept by a trigger on every attempt a delivery records, so a
+    refusal by the SSRF gate counts like a failed POST."""
+    _run(
+        db,
+        """
+        ALTER TABLE webhook_endpoints ADD COLUMN last_outcome TEXT;
+        ALTER TABLE webhook_endpoints ADD COLUMN last_error TEXT;
+        ALTER TABLE webhook_endpoints ADD COLUMN last_http_status INTEGER;
+        ALTER TABLE webhook_endpoints ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+        CREATE TRIGGER webhook_attempt_recorded AFTER UPDATE OF attempts ON webhook_deliveries
+            WHEN NEW.attempts > OLD.attempts
+            BEGIN
+                UPDATE webhook_endpoints SET
+                    last_outcome = CASE NEW.status WHEN 'pending' THEN 'retrying' ELSE NEW.status END,
+                    last_error = CASE WHEN NEW.status = 'delivered' THEN NULL ELSE NEW.last_error END,
+                    last_http_status = NEW.last_status,
+                    consecutive_failures = CASE WHEN NEW.status = 'delivered' THEN 0
+                                                ELSE consecutive_failures + 1 END
+                WHERE id = NEW.endpoint_id;
+            END
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 
