@@ -378,6 +378,27 @@ def eai_addresses(req: MailRequest, mailbox_address: str) -> list[str]:
     return found
 
 
+def eai_refusal(addresses: list[str], provider: str, smtputf8: bool | None, mailbox: str) -> tuple[str, str] | None:
+    """(code, message) when a mailbox can never send to these EAI addresses, else None.
+
+    Gmail takes RFC 6532 messages; Microsoft Graph does not document it, so it is refused; an SMTP
+    server must advertise SMTPUTF8, as recorded by `js2mail mailboxes test` (unknown counts as no)."""
+    if not addresses or provider == "gmail":
+        return None
+    which = ", ".join(addresses[:3])
+    if provider == "microsoft":
+        return ("eai_not_supported", f"{which}: an address with non-ASCII characters before the @ needs SMTPUTF8, "
+                                     "which Microsoft Graph does not document; send it through an SMTP or Gmail mailbox")
+    if smtputf8 is None:
+        return ("smtputf8_unknown", f"{which}: an address with non-ASCII characters before the @ needs an SMTP server "
+                                    f"that offers SMTPUTF8, and whether {mailbox}'s does is not known yet; run "
+                                    f"`js2mail mailboxes test {mailbox} --to ADDRESS` once to record it")
+    if not smtputf8:
+        return ("smtputf8_not_supported", f"{which}: an address with non-ASCII characters before the @ needs "
+                                          f"SMTPUTF8, which the SMTP server of {mailbox} does not offer")
+    return None
+
+
 def envelope_recipients(req: MailRequest) -> tuple[str, ...]:
     """SMTP RCPT TO addresses: every To, Cc and Bcc once, domains A-labelled."""
     return tuple(dict.fromkeys(wire_address(bare_address(v)) for v in (*req.to, *req.cc, *req.bcc)))
