@@ -425,7 +425,7 @@ def message_headers(req: MailRequest, *, from_header: str, message_id: str,
     headers += [("Subject", mime.unstructured("Subject", req.subject)),
                 ("Date", format_datetime(datetime.fromtimestamp(date, UTC))), ("Message-ID", message_id)]
     for header, value in req.headers:
-        headers.append((header, mime.fold(header, value) if value.isascii() else mime.unstructured(header, value)))
+        headers.append((header, mime.unstructured(header, value)))
     return headers, _address_list("Bcc", req.bcc) if req.bcc else None
 
 

@@ -86,12 +86,24 @@ def unstructured(name: str, value: str) -> str:
 
 
 def display_name(name: str) -> str:
-    """A phrase: atoms as they are, other ASCII quoted, anything else encoded words."""
-    if _ATOMS.fullmatch(name) and not name.startswith("=?") and len(name) <= 60:
-        return name
-    if _QUOTABLE.fullmatch(name) and name == name.strip():
-        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return (CRLF + " ").join(encoded_words(name))
+    """A phrase: atoms as they are, other ASCII quoted, anything else encoded words.
+
+    Encoded words break only where the name has a space, and that space is the folding
+    whitespace between them: parsers (Python's among them) read whitespace between encoded
+    words of a phrase as one space. A run without spaces longer than one word holds becomes
+    adjacent encoded words."""
+    if "=?" not in name:
+        if _ATOMS.fullmatch(name) and len(name) <= 60:
+            return name
+        if _QUOTABLE.fullmatch(name) and name == name.strip():
+            return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    groups: list[str] = []
+    for token in name.split(" "):
+        if groups and len(groups[-1].encode("utf-8")) + 1 + len(token.encode("utf-8")) <= EW_BYTES:
+            groups[-1] += " " + token
+        else:
+            groups.append(token)
+    return (CRLF + " ").join("".join(encoded_words(group)) for group in groups)
 
 
 def mailbox(name: str, address: str) -> str:
@@ -135,7 +147,11 @@ def disposition(filename: str) -> str:
 def text_charset(content: bytes) -> str | None:
     """The charset text bytes provably are: UTF-8 (ASCII included), or UTF-16/32 by their BOM."""
     if content.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
+        try:
+            content.decode("utf-32")
+            return "utf-32"
+        except UnicodeDecodeError:
+            pass  # UTF-16 text starting with U+0000 has the same first four bytes
     if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     try:
