@@ -289,3 +289,75 @@ def test_eai_is_refused_at_intake_where_the_smtp_server_cannot_take_it(smtputf8:
     assert ("js2mail mailboxes test" in refusal[1]) is (smtputf8 is None)
     with pytest.raises(ValidationError):
         mail.parse_send_request({"to": "not an address", "subject": "s", "text": "t"})
+
+
+# --- intake: EAI refused with a 422 where the mailbox can never send it ---------------------------
+
+
+def test_eai_intake_follows_what_the_mailbox_can_send(home: Any) -> None:
+    from js2mail.config import load_settings
+    from js2mail.service import mailboxes, messages, open_context
+    from js2mail.service.keys import ensure_scope
+
+    eai = {"to": "用户@例子.example", "subject": "s", "text": "t"}
+    with SmtpServer(tls="none", smtputf8=False) as plain, SmtpServer(tls="none") as modern:
+        ctx = open_context(load_settings(home))
+        try:
+            scope = ensure_scope(ctx, "acme", "shop")
+            for address, server in (("old@example.com", plain), ("new@example.com", modern)):
+                mailboxes.add_smtp(ctx, workspace="acme", address=address, host="127.0.0.1", port=server.port,
+                                   username=None, password=None, security="none", app="shop")
+            mailboxes.add_mailbox(ctx, workspace="acme", provider="microsoft", address="ms@example.com",
+                                  settings={}, secret=None)
+
+            def refused(sender: str) -> str:
+                with pytest.raises(ValidationError) as info:
+                    asyncio.run(messages.send(ctx, scope, {**eai, "from": sender}))
+                return info.value.code
+
+            assert refused("ms@example.com") == "eai_not_supported"
+            assert refused("new@example.com") == "smtputf8_unknown"  # not tested yet: conservative
+            for address in ("old@example.com", "new@example.com"):
+                asyncio.run(mailboxes.send_test(ctx, None, address, "probe@example.org"))
+            assert refused("old@example.com") == "smtputf8_not_supported"
+            shown = {m["address"]: m["settings"].get("smtputf8") for m in mailboxes.list_mailboxes(ctx)}
+            assert shown == {"old@example.com": False, "new@example.com": True, "ms@example.com": None}
+            accepted = asyncio.run(messages.send(ctx, scope, {**eai, "from": "new@example.com"}))
+            assert accepted.status_code == 202
+            idn = asyncio.run(messages.send(ctx, scope, {**eai, "to": "leser@bücher.example",
+                                                         "from": "ms@example.com"}))
+            assert idn.status_code == 202  # an IDN domain alone needs nothing special
+        finally:
+            ctx.close()
+
+
+def test_idn_and_eai_over_http_to_smtp(home: Any) -> None:
+    import httpx
+
+    from tests.support.cli import run_cli
+    from tests.support.server import ServerProcess, wait_status
+
+    with SmtpServer(tls="none") as server:
+        assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@bücher.example",
+                       "--host", "127.0.0.1", "--port", str(server.port), "--security", "none", "--no-auth").code == 0
+        key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+        with ServerProcess(home) as proc, httpx.Client(base_url=proc.url, headers={"X-Api-Key": key},
+                                                       timeout=10) as client:
+            eai = {"to": "Wáng <用户@例子.example>", "subject": "Grüße", "text": "From me\r\n.\r\n"}
+            r = client.post("/v1/send", json=eai)
+            assert r.status_code == 422 and r.json()["error"]["code"] == "smtputf8_unknown"
+            assert "js2mail mailboxes test" in r.json()["error"]["message"]
+            r = client.post("/v1/send", json={**eai, "to": "Leser <leser@bücher.example>"})
+            assert r.status_code == 202
+            assert wait_status(client, r.json()["id"], {"sent"})["status"] == "sent"
+            assert run_cli("mailboxes", "test", "shop@bücher.example", "--to", "probe@example.org").code == 0
+            r = client.post("/v1/send", json=eai)
+            assert r.status_code == 202
+            assert wait_status(client, r.json()["id"], {"sent"})["status"] == "sent"
+        got = server.wait_for(3)
+    idn, probe, utf8 = got
+    assert idn.mail_from == "shop@xn--bcher-kva.example" and idn.rcpt_tos == ["leser@xn--bcher-kva.example"]
+    assert idn.message["To"].addresses[0].addr_spec == "leser@xn--bcher-kva.example"
+    assert idn.message.get_content().replace("\r\n", "\n") == "From me\n.\n"
+    assert utf8.rcpt_tos == ["用户@xn--fsqu00a.example"]
+    assert unicode_address(utf8.message["To"].addresses[0].addr_spec) == "用户@例子.example"

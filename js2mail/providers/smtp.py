@@ -114,6 +114,11 @@ class SmtpProvider:
             await client.connect()
             if s.username:
                 await client.login(s.username, s.password or "")
+            elif client.is_ehlo_or_helo_needed:  # learn the extensions (SIZE, SMTPUTF8) now, as login does
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except BaseException:
             client.close()
             raise
