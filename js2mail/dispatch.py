@@ -161,7 +161,8 @@ class Dispatcher:
             outgoing = self._build(msg_id, mailbox)
             if outgoing is None:
                 return None
-            return await asyncio.wait_for(provider.send(outgoing), self.cfg.send_timeout + 5)
+            async with asyncio.timeout(self.cfg.send_timeout + 5):  # unlike wait_for, no task per send
+                return await provider.send(outgoing)
         except ProviderError:
             raise
         except TimeoutError:

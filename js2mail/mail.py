@@ -414,6 +414,11 @@ def _address_list(header: str, values: tuple[str, ...]) -> str:
                                       for name, address in map(split_formatted, values)])
 
 
+@functools.lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC))  # one per second, not one per message
+
+
 def message_headers(req: MailRequest, *, from_header: str, message_id: str,
                     date: float) -> tuple[list[tuple[str, str]], str | None]:
     """Every header but the MIME ones, encoded and folded (js2mail.mime), and the Bcc value apart."""
@@ -423,7 +428,7 @@ def message_headers(req: MailRequest, *, from_header: str, message_id: str,
         if values:
             headers.append((header, _address_list(header, values)))
     headers += [("Subject", mime.unstructured("Subject", req.subject)),
-                ("Date", format_datetime(datetime.fromtimestamp(date, UTC))), ("Message-ID", message_id)]
+                ("Date", _date_header(int(date))), ("Message-ID", message_id)]
     for header, value in req.headers:
         headers.append((header, mime.unstructured(header, value)))
     return headers, _address_list("Bcc", req.bcc) if req.bcc else None
@@ -490,7 +495,9 @@ def _stdlib_email(req: MailRequest, headers: list[tuple[str, str]], bcc: str | N
         for att in req.attachments:
             maintype, _, subtype = att.content_type.partition("/")
             charset = mime.text_charset(att.content) if maintype == "text" else None
-            part = MIMEBase(maintype, subtype, **({"charset": charset} if charset else {}))
+            part = MIMEBase(maintype, subtype)
+            if charset:
+                part.set_param("charset", charset)
             part.set_payload(att.content)
             encode_base64(part)
             part["Content-Disposition"] = mime.disposition(att.filename)

@@ -43,7 +43,9 @@ def encoded_words(value: str) -> list[str]:
     data = value.encode("utf-8")
     if len(data) <= EW_BYTES:
         return [f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="]
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in value:
         n = len(char.encode("utf-8"))
         if size + n > EW_BYTES:
@@ -240,4 +242,4 @@ def write(headers: Sequence[tuple[str, str]], bcc: str | None, text: str | None,
     if attachments:
         body = _multipart("mixed", [body, *(_attachment_part(a) for a in attachments)])
     head = "".join(f"{name}: {value}\r\n" for name, value in headers) + "MIME-Version: 1.0\r\n" + body[0]
-    return Rendered(head.encode("utf-8"), f"Bcc: {bcc}\r\n".encode("utf-8") if bcc else b"", body[1])
+    return Rendered(head.encode("utf-8"), f"Bcc: {bcc}\r\n".encode() if bcc else b"", body[1])

@@ -51,7 +51,7 @@ line = st.one_of(
                      "--=_x", "\x00", "\x0c", "\u2028", "\x85"]),
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "✓", " ", "=", "😀"]), st.integers(70, 200)),
 )
-bodies = st.builds(lambda lines, ends, final: "".join(l + e for l, e in zip(lines, ends)) + final,
+bodies = st.builds(lambda parts, ends, final: "".join(p + e for p, e in zip(parts, ends)) + final,
                    st.lists(line, min_size=0, max_size=8),
                    st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=8, max_size=8),
                    st.text(ANY_TEXT, max_size=10)).filter(bool)
