@@ -314,10 +314,10 @@ def parse_send_request(payload: object, *, max_recipients: int = 50) -> MailRequ
 
 def estimated_size(req: MailRequest) -> int:
     """About the raw RFC 5322 size: bodies plus base64-expanded attachments plus headers."""
-    body = len((req.text or "").encode()) + len((req.html or "").encode())
+    body = sum(mime.encoded_size(t.encode("utf-8", "surrogatepass")) for t in (req.text, req.html) if t)
     attached = sum(len(a.content) * 4 // 3 + len(a.content) // 38 + 300 for a in req.attachments)
     heads = 1000 + sum(len(v) for v in (*req.to, *req.cc, *req.bcc, *req.reply_to, req.subject))
-    return int(body * 1.05) + attached + heads
+    return body + attached + heads
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -474,7 +474,10 @@ def build_email(req: MailRequest, *, from_header: str, message_id: str, date: fl
 
 
 def _text_part(text: str, subtype: str) -> MIMEText:
-    part = MIMEText(mime.normalize_newlines(text), subtype, _UTF8_QP)  # type: ignore[arg-type]  # takes a Charset
+    normalized = mime.normalize_newlines(text)
+    if mime.prefers_base64(normalized.encode("utf-8")):
+        return MIMEText(normalized, subtype, "utf-8")  # the stdlib's utf-8 charset is base64
+    part = MIMEText(normalized, subtype, _UTF8_QP)  # type: ignore[arg-type]  # takes a Charset
     if not text.endswith(("\n", "\r")):
         part.set_payload(str(part.get_payload()) + "=\n")  # a soft break: the closing CRLF decodes to nothing
     return part

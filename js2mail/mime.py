@@ -1,9 +1,10 @@
 """RFC 5322 / MIME bytes written directly, for the shapes the API sends: text, html or both, with
 or without attachments. Pure and exact: what a standard parser decodes is what was asked for.
 
-- Bodies: UTF-8, quoted-printable (binascii's C encoder); every line ending (CRLF, CR, LF) goes
-  out as CRLF; no `From ` mangling; a body without a final newline ends in a QP soft break, so
-  the CRLF that SMTP needs at the end decodes to nothing.
+- Bodies: UTF-8, quoted-printable (binascii's C encoder), or base64 when mostly non-ASCII (QP
+  would triple it); every line ending (CRLF, CR, LF) goes out as CRLF; no `From ` mangling; a QP
+  body without a final newline ends in a soft break, so the CRLF that SMTP needs at the end
+  decodes to nothing.
 - Headers: ASCII text as is (folded at whitespace); anything else, or anything a parser would
   change (leading/trailing whitespace, `=?`), as RFC 2047 base64 encoded words split on character
   boundaries. Display names are atoms, quoted strings or encoded words; addresses carry A-label
@@ -171,6 +172,30 @@ def normalize_newlines(text: str) -> str:
     return _LINE_ENDS.sub("\n", text) if "\r" in text else text
 
 
+_HIGH_BYTES = bytes(range(128, 256))
+
+
+def prefers_base64(data: bytes) -> bool:
+    """Quoted-printable triples every non-ASCII byte; past about one byte in six base64 is smaller
+    (CJK or Cyrillic text: QP would be 2-3 times the size, base64 is 1.37 times)."""
+    return not data.isascii() and len(data) - len(data.translate(None, _HIGH_BYTES)) > len(data) // 6
+
+
+def encoded_size(data: bytes) -> int:
+    """About how many bytes a text body of `data` takes on the wire, as `write` encodes it."""
+    return len(data) * 4 // 3 + len(data) // 38 if prefers_base64(data) else int(len(data) * 1.05) + \
+        2 * (len(data) - len(data.translate(None, _HIGH_BYTES)))
+
+
+def text_body(text: str) -> tuple[str, bytes]:
+    """(Content-Transfer-Encoding, encoded body) of a UTF-8 text part: quoted-printable, or base64
+    when that is smaller; line breaks are CRLF inside either."""
+    data = normalize_newlines(text).encode("utf-8")
+    if prefers_base64(data):
+        return "base64", base64_body(data.replace(b"\n", b"\r\n"))
+    return "quoted-printable", qp_body(text)
+
+
 def qp_body(text: str) -> bytes:
     """Quoted-printable UTF-8 with CRLF line ends; a body without a final newline ends in a soft
     break, so whatever CRLF follows it decodes to nothing."""
@@ -206,8 +231,8 @@ class Rendered:
 
 
 def _text_part(text: str, subtype: str) -> tuple[str, bytes]:
-    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n',
-            qp_body(text))
+    cte, body = text_body(text)
+    return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n', body
 
 
 def _attachment_part(att: Attachment) -> tuple[str, bytes]:

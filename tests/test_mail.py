@@ -246,3 +246,14 @@ def test_long_unicode_filename_and_subject_round_trip(writer: str) -> None:
     msg = parsed_bytes(raw)
     assert str(msg["Subject"]) == subject
     assert next(msg.iter_attachments()).get_filename() == name
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("text", ["注文が発送されました。\n" * 400, "Ваш заказ отправлен\r\n" * 400, "Order shipped.\n" * 400])
+def test_text_goes_out_in_its_smaller_encoding_and_the_size_estimate_covers_it(writer: str, text: str) -> None:
+    req = mail.parse_send_request({**BASE, "text": text})
+    raw = mail.flatten(mail.build_email(req, from_header="s@example.com", message_id="<m@x>", date=0, writer=writer))
+    msg = parsed_bytes(raw)
+    assert msg.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert msg["Content-Transfer-Encoding"] == ("quoted-printable" if text.startswith("Order") else "base64")
+    assert len(raw) < 1.45 * len(text.encode()) + 1000 and len(raw) <= mail.estimated_size(req)
