@@ -287,8 +287,6 @@ def test_eai_is_refused_at_intake_where_the_smtp_server_cannot_take_it(smtputf8:
     refusal = mail.eai_refusal(mail.eai_addresses(req, MAILBOX), "smtp", smtputf8, MAILBOX)
     assert refusal is not None
     assert ("js2mail mailboxes test" in refusal[1]) is (smtputf8 is None)
-    with pytest.raises(ValidationError):
-        mail.parse_send_request({"to": "not an address", "subject": "s", "text": "t"})
 
 
 # --- intake: EAI refused with a 422 where the mailbox can never send it ---------------------------
