@@ -164,7 +164,8 @@ class Dispatcher:
             outgoing = self._build(msg_id, mailbox)
             if outgoing is None:
                 return None
-            return await asyncio.wait_for(provider.send(outgoing), self.cfg.send_timeout + 5)
+            async with asyncio.timeout(self.cfg.send_timeout + 5):  # unlike wait_for, no task per send
+                return await provider.send(outgoing)
         except ProviderError:
             raise
         except TimeoutError:
@@ -179,13 +180,20 @@ class Dispatcher:
         sealed = self.ctx.store.read(rows.body_of, msg_id)
         if sealed is None:
             return None
-        req = mail.deserialize(self.ctx.sealer.open(sealed, table="message_bodies", column="payload", row_id=msg_id))
+        payload = self.ctx.sealer.open(sealed, table="message_bodies", column="payload", row_id=msg_id)
         from js2mail.service.messages import from_header
 
-        domain = mailbox["address"].rsplit("@", 1)[1]
-        email = mail.build_email(req, from_header=from_header(req, mailbox), message_id=f"<{msg_id}@{domain}>",
-                                 date=self.ctx.clock.now())
-        return OutgoingMessage(msg_id, mailbox["address"], mail.envelope_recipients(req), email)
+        try:
+            req = mail.deserialize(payload)
+            domain = mail.ascii_domain(mailbox["address"].rsplit("@", 1)[1])
+            email = mail.build_email(req, from_header=from_header(req, mailbox), message_id=f"<{msg_id}@{domain}>",
+                                     date=self.ctx.clock.now())
+            return OutgoingMessage(msg_id, mail.wire_address(mailbox["address"]), mail.envelope_recipients(req),
+                                   email)
+        except Exception as exc:  # noqa: BLE001 - building again gives the same answer: fail at once, no retries
+            log.exception("cannot build message %s", msg_id)
+            raise ProviderError(f"message cannot be built: {type(exc).__name__}: {exc}", code="build_failed",
+                                retryable=False) from None
 
     async def _failed(self, row: sqlite3.Row, attempt: int, exc: ProviderError) -> None:
         store, now, msg_id = self.ctx.store, self.ctx.clock.now(), row["id"]

@@ -18,19 +18,18 @@ from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.encoders import encode_base64
 from email.generator import BytesGenerator
-from email.header import Header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
-from email.utils import format_datetime, formataddr, make_msgid
+from email.policy import Compat32
+from email.utils import format_datetime, make_msgid
 from typing import Any
 
 import msgspec
 from email_validator import EmailNotValidError, validate_email
 
-from js2mail import attachments
+from js2mail import attachments, mime
 from js2mail.errors import ValidationError
 
 MAX_SUBJECT = 998
@@ -383,10 +382,10 @@ def parse_send_request(payload: object, *, max_recipients: int = 50, now: float 
 
 def estimated_size(req: MailRequest) -> int:
     """About the raw RFC 5322 size: bodies plus base64-expanded attachments plus headers."""
-    body = len((req.text or "").encode()) + len((req.html or "").encode())
+    body = sum(mime.encoded_size(t.encode("utf-8", "surrogatepass")) for t in (req.text, req.html) if t)
     attached = sum(len(a.content) * 4 // 3 + len(a.content) // 38 + 300 for a in req.attachments)
     heads = 1000 + sum(len(v) for v in (*req.to, *req.cc, *req.bcc, *req.reply_to, req.subject))
-    return int(body * 1.05) + attached + heads
+    return body + attached + heads
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -406,78 +405,188 @@ def bare_address(value: str) -> str:
     return value[value.rindex("<") + 1 : -1] if value.endswith(">") else value
 
 
+def split_formatted(value: str) -> tuple[str, str]:
+    """(name, address) of a value `format_address` made, without re-validating it."""
+    if not value.endswith(">"):
+        return "", value
+    cut = value.rindex("<")
+    name = value[:cut].rstrip()
+    if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
+        name = re.sub(r"\\(.)", r"\1", name[1:-1])
+    return name, value[cut + 1 : -1]
+
+
+@functools.lru_cache(maxsize=4096)
+def ascii_domain(domain: str) -> str:
+    """The domain as DNS and SMTP carry it: IDNA A-labels (xn--…), via email-validator's IDNA 2008."""
+    if domain.isascii():
+        return domain
+    return str(validate_email(f"postmaster@{domain}", check_deliverability=False).ascii_domain)
+
+
+def wire_address(address: str) -> str:
+    """A normalized address as it travels in the envelope and the headers: the domain A-labelled,
+    the local part as it is (a non-ASCII one needs SMTPUTF8 or an API that takes RFC 6532 mail)."""
+    local, _, domain = address.rpartition("@")
+    return address if domain.isascii() else f"{local}@{ascii_domain(domain)}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """True for an internationalized (EAI) address: non-ASCII before the @."""
+    return not address.rpartition("@")[0].isascii()
+
+
+def eai_addresses(req: MailRequest, mailbox_address: str) -> list[str]:
+    """Every address of the message (the mailbox's own included) that needs SMTPUTF8."""
+    found = [mailbox_address] if needs_smtputf8(mailbox_address) else []
+    for value in (*req.to, *req.cc, *req.bcc, *req.reply_to):
+        address = bare_address(value)
+        if needs_smtputf8(address):
+            found.append(address)
+    return found
+
+
+def eai_refusal(addresses: list[str], provider: str, smtputf8: bool | None, mailbox: str) -> tuple[str, str] | None:
+    """(code, message) when a mailbox can never send to these EAI addresses, else None.
+
+    Gmail takes RFC 6532 messages; Microsoft Graph does not document it, so it is refused; an SMTP
+    server must advertise SMTPUTF8, as recorded by `js2mail mailboxes test` (unknown counts as no)."""
+    if not addresses or provider == "gmail":
+        return None
+    which = ", ".join(addresses[:3])
+    if provider == "microsoft":
+        return ("eai_not_supported", f"{which}: an address with non-ASCII characters before the @ needs SMTPUTF8, "
+                                     "which Microsoft Graph does not document; send it through an SMTP or Gmail mailbox")
+    if smtputf8 is None:
+        return ("smtputf8_unknown", f"{which}: an address with non-ASCII characters before the @ needs an SMTP server "
+                                    f"that offers SMTPUTF8, and whether {mailbox}'s does is not known yet; run "
+                                    f"`js2mail mailboxes test {mailbox} --to ADDRESS` once to record it")
+    if not smtputf8:
+        return ("smtputf8_not_supported", f"{which}: an address with non-ASCII characters before the @ needs "
+                                          f"SMTPUTF8, which the SMTP server of {mailbox} does not offer")
+    return None
+
+
 def envelope_recipients(req: MailRequest) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(bare_address(v) for v in (*req.to, *req.cc, *req.bcc)))
+    """SMTP RCPT TO addresses: every To, Cc and Bcc once, domains A-labelled."""
+    return tuple(dict.fromkeys(wire_address(bare_address(v)) for v in (*req.to, *req.cc, *req.bcc)))
 
 
 def recipient_domains(req: MailRequest) -> list[str]:
-    return sorted({addr.rsplit("@", 1)[1].lower() for addr in envelope_recipients(req)})
+    """The recipients' domains as people read them (Unicode), for the send log."""
+    return sorted({bare_address(v).rsplit("@", 1)[1].lower() for v in (*req.to, *req.cc, *req.bcc)})
 
 
-def _header_text(value: str) -> str:
-    """ASCII as is; anything else as an RFC 2047 encoded word (values were validated already)."""
-    return value if value.isascii() else Header(value, "utf-8").encode()
+def _address_list(header: str, values: tuple[str, ...]) -> str:
+    return mime.address_list(header, [mime.mailbox(name, wire_address(address))
+                                      for name, address in map(split_formatted, values)])
 
 
-def _address_list(values: tuple[str, ...]) -> str:
-    return ", ".join(formataddr(parse_mailbox(v), charset="utf-8") for v in values)
+@functools.lru_cache(maxsize=4)
+def _date_header(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, UTC))  # one per second, not one per message
+
+
+def message_headers(req: MailRequest, *, from_header: str, message_id: str,
+                    date: float) -> tuple[list[tuple[str, str]], str | None]:
+    """Every header but the MIME ones, encoded and folded (js2mail.mime), and the Bcc value apart."""
+    name, address = split_formatted(from_header)
+    headers = [("From", mime.mailbox(name, wire_address(address)))]
+    for header, values in (("To", req.to), ("Cc", req.cc), ("Reply-To", req.reply_to)):
+        if values:
+            headers.append((header, _address_list(header, values)))
+    headers += [("Subject", mime.unstructured("Subject", req.subject)),
+                ("Date", _date_header(int(date))), ("Message-ID", message_id)]
+    for header, value in req.headers:
+        headers.append((header, mime.unstructured(header, value)))
+    return headers, _address_list("Bcc", req.bcc) if req.bcc else None
 
 
 def make_message_id(domain: str) -> str:
     return make_msgid(idstring="js2mail", domain=domain)
 
 
+class _Verbatim(Compat32):
+    """Header values go out exactly as js2mail.mime encoded and folded them (UTF-8 only in an
+    EAI address); bodies are never `From `-mangled."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        return f"{name}: {value}{self.linesep}"
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        return self._fold(name, value, False).encode("utf-8")
+
+
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP  # readable in any mail source view, unlike base64
-WIRE = compat32.clone(linesep="\r\n", max_line_length=78)
+WIRE = _Verbatim(linesep="\r\n", mangle_from_=False)
+STDLIB_ONLY_TYPES = ("message/", "multipart/")  # attachments the direct writer leaves to the stdlib
+Built = Message | mime.Rendered
 
 
-def build_email(req: MailRequest, *, from_header: str, message_id: str, date: float) -> Message:
-    """The MIME message, built with the stdlib's `email.mime` classes.
+def build_email(req: MailRequest, *, from_header: str, message_id: str, date: float,
+                writer: str = "direct") -> Built:
+    """The message: js2mail.mime's direct writer for the shapes the API sends, the stdlib's
+    `email.mime` classes when `writer="stdlib"` or an attachment is itself a message or multipart.
 
-    Four times cheaper than `EmailMessage.set_content` on this hardware, which matters at hundreds
-    of messages a second. That is safe here because every header value was validated by
-    `parse_send_request` (no control characters, names and addresses parsed) before it gets here;
-    non-ASCII values are RFC 2047-encoded, filenames RFC 2231-encoded. The Bcc header is kept:
+    Both share the header encoders and the body rules (CRLF line ends, no `From ` mangling, QP
+    UTF-8 text, base64 attachments with a proven charset). Every header value was validated by
+    `parse_send_request` (no control characters) before it gets here. The Bcc header is kept:
     `flatten(…, drop_bcc=True)` removes it for SMTP, while the Gmail and Graph APIs read it.
     """
+    headers, bcc = message_headers(req, from_header=from_header, message_id=message_id, date=date)
+    if writer == "direct" and not any(a.content_type.startswith(STDLIB_ONLY_TYPES) for a in req.attachments):
+        attachments = [mime.Attachment(a.filename, a.content, a.content_type) for a in req.attachments]
+        return mime.write(headers, bcc, req.text, req.html, attachments)
+    return _stdlib_email(req, headers, bcc)
+
+
+def _text_part(text: str, subtype: str) -> MIMEText:
+    normalized = mime.normalize_newlines(text)
+    if mime.prefers_base64(normalized.encode("utf-8")):
+        return MIMEText(normalized, subtype, "utf-8")  # the stdlib's utf-8 charset is base64
+    part = MIMEText(normalized, subtype, _UTF8_QP)  # type: ignore[arg-type]  # takes a Charset
+    if not text.endswith(("\n", "\r")):
+        part.set_payload(str(part.get_payload()) + "=\n")  # a soft break: the closing CRLF decodes to nothing
+    return part
+
+
+def _stdlib_email(req: MailRequest, headers: list[tuple[str, str]], bcc: str | None) -> Message:
     body: Message
     if req.text is not None and req.html is not None:
         body = MIMEMultipart("alternative")
-        body.attach(MIMEText(req.text, "plain", _UTF8_QP))  # type: ignore[arg-type]  # stdlib takes a Charset
-        body.attach(MIMEText(req.html, "html", _UTF8_QP))  # type: ignore[arg-type]
+        body.attach(_text_part(req.text, "plain"))
+        body.attach(_text_part(req.html, "html"))
     else:
-        body = MIMEText(req.text if req.text is not None else req.html or "",
-                        "plain" if req.text is not None else "html", _UTF8_QP)  # type: ignore[arg-type]
+        body = _text_part(req.text, "plain") if req.text is not None else _text_part(req.html or "", "html")
     msg: Message = body
     if req.attachments:
         msg = MIMEMultipart("mixed")
         msg.attach(body)
         for att in req.attachments:
             maintype, _, subtype = att.content_type.partition("/")
+            charset = mime.text_charset(att.content) if maintype == "text" else None
             part = MIMEBase(maintype, subtype)
+            if charset:
+                part.set_param("charset", charset)
             part.set_payload(att.content)
             encode_base64(part)
-            filename: str | tuple[str, str, str] = att.filename if att.filename.isascii() else ("utf-8", "", att.filename)
-            part.add_header("Content-Disposition", "attachment", filename=filename)
+            part["Content-Disposition"] = mime.disposition(att.filename)
             msg.attach(part)
     for sub in msg.walk():
         if sub is not msg:
             del sub["MIME-Version"]  # belongs on the top level only
-    msg["From"] = formataddr(parse_mailbox(from_header), charset="utf-8")
-    for header, values in (("To", req.to), ("Cc", req.cc), ("Bcc", req.bcc), ("Reply-To", req.reply_to)):
-        if values:
-            msg[header] = _address_list(values)
-    msg["Subject"] = _header_text(req.subject)
-    msg["Date"] = format_datetime(datetime.fromtimestamp(date, UTC))
-    msg["Message-ID"] = message_id
-    for header, value in req.headers:
-        msg[header] = _header_text(value)
+    for header, value in headers:
+        msg[header] = value
+    if bcc:
+        msg["Bcc"] = bcc
     return msg
 
 
-def flatten(msg: Message, *, drop_bcc: bool = False) -> bytes:
+def flatten(msg: Built, *, drop_bcc: bool = False) -> bytes:
     """RFC 5322 bytes with CRLF line ends; without the Bcc header when it must not travel (SMTP)."""
+    if isinstance(msg, mime.Rendered):
+        return msg.wire(drop_bcc=drop_bcc)
     if drop_bcc:
         del msg["Bcc"]
     out = io.BytesIO()

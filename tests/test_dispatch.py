@@ -190,3 +190,19 @@ def test_the_mailbox_cache_is_keyed_by_address_not_display_name(ctx: Context, sm
     assert attempt_all(ctx, Dispatcher(ctx)) == 20
     assert sorted(str(m.message["From"]) for m in smtp.messages)[:2] == ["Order 0 <shop@example.com>",
                                                                          "Order 1 <shop@example.com>"]
+
+
+def test_a_message_that_cannot_be_built_fails_after_one_attempt(ctx: Context, smtp: SmtpServer) -> None:
+    ctx.store.write_sync(lambda c: c.execute(
+        "INSERT INTO webhook_endpoints (id, workspace_id, application_id, url, events, secret, created_at)"
+        " SELECT 'whk_t', workspace_id, id, 'http://x.invalid', '\"*\"', x'00', 0 FROM applications WHERE slug='shop'"))
+    message_id = queue(ctx)
+    garbage = ctx.sealer.seal(b"\xc1 not a request", table="message_bodies", column="payload", row_id=message_id)
+    ctx.store.write_sync(lambda c: c.execute("UPDATE message_bodies SET payload = ? WHERE message_id = ?",
+                                             (garbage, message_id)))
+    assert attempt_all(ctx, Dispatcher(ctx)) == 1
+    row = ctx.store.read(rows.get, None, message_id)
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert row["last_error"].startswith("build_failed: message cannot be built")
+    assert events(ctx) == ["mail.queued", "mail.failed"]
+    assert smtp.messages == []

@@ -156,3 +156,104 @@ def test_fast_address_path_agrees_with_email_validator(local: str, domain: str) 
     except EmailNotValidError:
         got = None
     assert got == expected, raw
+
+
+# --- exactness (issue #12): From lines, IDN/EAI, charsets, line endings -----------------------------
+
+WRITERS = ["direct", "stdlib"]
+
+
+def built(payload: dict[str, object], writer: str, *, drop_bcc: bool = False) -> bytes:
+    req = mail.parse_send_request({**BASE, **payload})
+    return mail.flatten(mail.build_email(req, from_header="Shop <shop@example.com>", message_id="<m@example.com>",
+                                         date=0, writer=writer), drop_bcc=drop_bcc)
+
+
+def parsed_bytes(raw: bytes) -> email.message.EmailMessage:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    return msg
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_lines_starting_with_from_are_not_mangled(writer: str) -> None:
+    text = "From the desk of Ann\nFrom here on\n From indented\n"
+    raw = built({"text": text, "html": "<p>\nFrom html</p>"}, writer)
+    assert b">From" not in raw
+    msg = parsed_bytes(raw)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == text  # type: ignore[union-attr]
+    assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == "<p>\nFrom html</p>"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_every_line_ending_is_crlf_on_the_wire_and_no_newline_is_added(writer: str) -> None:
+    raw = built({"text": "a\r\nb\rc\nd"}, writer)
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert parsed_bytes(raw).get_content().replace("\r\n", "\n") == "a\nb\nc\nd"  # no trailing newline either
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_idn_domains_go_out_as_a_labels_in_headers(writer: str) -> None:
+    raw = built({"to": "Bücherwurm <leser@bücher.example>", "cc": "x@straße.example"}, writer)
+    assert raw.isascii()
+    msg = parsed_bytes(raw)
+    assert msg["To"].addresses[0].addr_spec == "leser@xn--bcher-kva.example"
+    assert msg["To"].addresses[0].display_name == "Bücherwurm"
+    assert msg["Cc"].addresses[0].addr_spec == "x@xn--strae-oqa.example"  # IDNA 2008, not 2003's "strasse"
+
+
+def test_envelope_uses_a_labels_and_only_eai_needs_smtputf8() -> None:
+    req = mail.parse_send_request({**BASE, "to": ["leser@bücher.example", "用户@例子.example"],
+                                   "bcc": "LESER@BÜCHER.example"})
+    assert mail.envelope_recipients(req) == ("leser@xn--bcher-kva.example", "用户@xn--fsqu00a.example",
+                                             "LESER@xn--bcher-kva.example")
+    assert mail.recipient_domains(req) == ["bücher.example", "例子.example"]
+    assert mail.eai_addresses(req, "shop@example.com") == ["用户@例子.example"]
+    assert mail.eai_refusal(["用户@例子.example"], "gmail", None, "shop@example.com") is None
+    assert mail.eai_refusal(["用户@例子.example"], "smtp", True, "shop@example.com") is None
+    assert mail.eai_refusal(["用户@例子.example"], "microsoft", None, "a@example.com")[0] == "eai_not_supported"  # type: ignore[index]
+    unknown = mail.eai_refusal(["用户@例子.example"], "smtp", None, "shop@example.com")
+    assert unknown is not None and "js2mail mailboxes test shop@example.com" in unknown[1]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_eai_address_is_raw_utf8_in_the_header(writer: str) -> None:
+    raw = built({"to": "用户@例子.example"}, writer)
+    assert "To: 用户@xn--fsqu00a.example\r\n".encode() in raw
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("content,charset", [
+    ("Grüße aus Köln\n".encode(), "utf-8"),
+    (b"plain ascii\n", "utf-8"),
+    ("Grüße\n".encode("utf-16"), "utf-16"),
+    ("Grüße\n".encode("latin-1"), None),  # not provably anything: no charset is claimed
+])
+def test_text_attachments_carry_their_charset_and_stay_byte_identical(writer: str, content: bytes,
+                                                                      charset: str | None) -> None:
+    raw = built({"attachments": [{"filename": "notes.txt", "content": base64.b64encode(content).decode()}]}, writer)
+    part = next(parsed_bytes(raw).iter_attachments())
+    assert part.get_content_type() == "text/plain" and part.get_param("charset") == charset
+    assert part.get_payload(decode=True) == content
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_long_unicode_filename_and_subject_round_trip(writer: str) -> None:
+    name = "Quartalsbericht – Übersicht für die Geschäftsführung 2026 (endgültig).txt"
+    subject = "  leading spaces, =?utf-8?q?not_an_encoded_word?= and a long tail " + "✓" * 40
+    raw = built({"subject": subject, "attachments": [{"filename": name, "content": "aGk="}]}, writer)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    msg = parsed_bytes(raw)
+    assert str(msg["Subject"]) == subject
+    assert next(msg.iter_attachments()).get_filename() == name
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("text", ["注文が発送されました。\n" * 400, "Ваш заказ отправлен\r\n" * 400, "Order shipped.\n" * 400])
+def test_text_goes_out_in_its_smaller_encoding_and_the_size_estimate_covers_it(writer: str, text: str) -> None:
+    req = mail.parse_send_request({**BASE, "text": text})
+    raw = mail.flatten(mail.build_email(req, from_header="s@example.com", message_id="<m@x>", date=0, writer=writer))
+    msg = parsed_bytes(raw)
+    assert msg.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    assert msg["Content-Transfer-Encoding"] == ("quoted-printable" if text.startswith("Order") else "base64")
+    assert len(raw) < 1.45 * len(text.encode()) + 1000 and len(raw) <= mail.estimated_size(req)

@@ -14,6 +14,7 @@ from email.message import Message
 from typing import Protocol
 
 from js2mail.errors import ProviderError
+from js2mail.mime import Rendered
 from js2mail.redact import domains_of
 
 
@@ -22,7 +23,7 @@ class OutgoingMessage:
     message_id: str  # our id, "msg_..."
     envelope_from: str  # bare address of the mailbox
     recipients: tuple[str, ...]  # every To, Cc and Bcc bare address
-    email: Message  # complete message; carries a Bcc header, which SMTP strips and APIs use
+    email: Message | Rendered  # complete message; carries a Bcc header, which SMTP strips and APIs use
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class SmtpProvider:
         self._slots: asyncio.Semaphore | None = None
         self._tls: ssl.SSLContext | None = None
         self._server_limit: int | None = None
+        self.smtputf8: bool | None = None  # whether the server advertises SMTPUTF8; known after a connect
 
     @property
     def max_message_bytes(self) -> int:
@@ -116,9 +117,15 @@ class SmtpProvider:
             await client.connect()
             if s.username:
                 await client.login(s.username, s.password or "")
+            elif client.is_ehlo_or_helo_needed:  # learn the extensions (SIZE, SMTPUTF8) now, as login does
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except BaseException:
             client.close()
             raise
+        self.smtputf8 = client.supports_extension("smtputf8")
         size = client.esmtp_extensions.get("size", "")
         if size.strip().isdigit() and int(size) > 0:
             self._server_limit = int(size)
@@ -142,6 +149,9 @@ class SmtpProvider:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.connections)
         raw = flatten(message.email, drop_bcc=True)  # recipients are in the envelope; Bcc must not travel
+        # RFC 6531: an address with a non-ASCII local part (in the envelope or a header) needs SMTPUTF8;
+        # aiosmtplib refuses it (SMTPNotSupported, permanent) when the server does not offer it.
+        utf8 = not (raw.isascii() and message.envelope_from.isascii() and all(r.isascii() for r in message.recipients))
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             try:
@@ -149,7 +159,8 @@ class SmtpProvider:
                 if self._server_limit and len(raw) > self._server_limit:
                     raise ProviderError(f"message is {len(raw)} bytes; the server accepts at most {self._server_limit}",
                                         code="message_too_large", retryable=False)
-                refused, reply = await client.sendmail(message.envelope_from, list(message.recipients), raw)
+                refused, reply = await client.sendmail(message.envelope_from, list(message.recipients), raw,
+                                                       mail_options=["SMTPUTF8"] if utf8 else None)
             except BaseException as exc:
                 if client is not None and client.is_connected and isinstance(exc, aiosmtplib.SMTPResponseException):
                     self._idle.append((client, time.monotonic()))  # aiosmtplib sent RSET: still usable

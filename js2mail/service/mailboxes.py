@@ -31,7 +31,7 @@ def _check_address(address: str) -> str:
 def mailbox_info(row: sqlite3.Row, default_for: list[str] | None = None) -> dict[str, Any]:
     settings = json.loads(row["settings"])
     public = {k: v for k, v in settings.items() if k in ("host", "port", "username", "security", "tls_ca", "tenant",
-                                                           "client_id")}
+                                                           "client_id", "smtputf8")}
     return {
         "id": row["id"],
         "address": row["address"],
@@ -205,13 +205,26 @@ async def send_test(ctx: Context, workspace: str | None, address: str, to: str) 
     row = find(ctx, workspace, address)
     req = mail.parse_send_request({"to": to, "subject": "js2mail test message",
                                    "text": f"This test mail was sent by js2mail through {row['address']}.\n"})
-    domain = row["address"].rsplit("@", 1)[1]
+    domain = mail.ascii_domain(row["address"].rsplit("@", 1)[1])
     message_id = new_id("test")
     email = mail.build_email(req, from_header=mail.format_address(row["display_name"] or "", row["address"]),
                              message_id=f"<{message_id}@{domain}>", date=ctx.clock.now())
     provider = build_provider(ctx, row)
     try:
-        result = await provider.send(OutgoingMessage(message_id, row["address"], mail.envelope_recipients(req), email))
+        result = await provider.send(OutgoingMessage(message_id, mail.wire_address(row["address"]),
+                                                      mail.envelope_recipients(req), email))
     finally:
         await provider.close()
+        await _record_smtputf8(ctx, row, getattr(provider, "smtputf8", None))
     return {"mailbox": row["address"], "to": to, "response": result.response}
+
+
+async def _record_smtputf8(ctx: Context, row: sqlite3.Row, offered: bool | None) -> None:
+    """Keep whether the SMTP server advertises SMTPUTF8 in the mailbox settings: /v1/send reads it
+    to accept or refuse internationalized (EAI) addresses."""
+    settings = json.loads(row["settings"])
+    if offered is None or settings.get("smtputf8") == offered:
+        return
+    settings["smtputf8"] = offered
+    await ctx.store.write(lambda conn: conn.execute("UPDATE mailboxes SET settings = ? WHERE id = ?",
+                                                    (json.dumps(settings), row["id"])))

@@ -122,6 +122,12 @@ async def enqueue_request(
 ) -> SendOutcome:
     """Validated request → queue: the body is sealed, then the idempotency record, the message and
     its events are written in one transaction, so a key is never held by a message not queued."""
+    eai = mail.eai_addresses(req, mailbox["address"])
+    refusal = eai and mail.eai_refusal(eai, mailbox["provider"], json.loads(mailbox["settings"]).get("smtputf8"),
+                                       mailbox["address"])
+    if refusal:
+        raise ValidationError(refusal[1], code=refusal[0], details=[{"field": "to", "code": refusal[0],
+                                                                     "message": refusal[1]}])
     size = mail.estimated_size(req)
     limit = PROVIDER_LIMITS.get(mailbox["provider"], PROVIDER_LIMITS["smtp"])
     if size > limit:

@@ -61,7 +61,7 @@ class _Handler:
 
 class SmtpServer:
     def __init__(self, *, tls: str = "starttls", auth: tuple[str, str] | None = None,
-                 data_size_limit: int = 33554432) -> None:
+                 data_size_limit: int = 33554432, smtputf8: bool = True) -> None:
         self.tls = tls
         self.auth = auth
         self.port = _free_port()
@@ -78,7 +78,8 @@ class SmtpServer:
         ca.cert_pem.write_to_path(str(self.ca_path))
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(ctx)
-        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port, "data_size_limit": data_size_limit}
+        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port, "data_size_limit": data_size_limit,
+                                  "enable_SMTPUTF8": smtputf8}
         if tls == "starttls":
             kwargs.update(tls_context=ctx, require_starttls=True, auth_require_tls=True)
         elif tls == "tls":
