@@ -49,3 +49,29 @@ class Message(msgspec.Struct, rename="camel"):
 class MessageList(msgspec.Struct, rename="camel"):
     data: list[Message]
     next_cursor: str | None
+
+
+class Form(msgspec.Struct, rename="camel"):
+    id: str
+    name: str
+    workspace: str
+    application: str
+    to: str
+    mailbox: str | None
+    redirect: str | None
+    origins: list[str]
+    status: str
+    endpoint: str
+    created_at: str
+
+
+class FormList(msgspec.Struct):
+    data: list[Form]
+
+
+class FormCreate(msgspec.Struct):
+    to: str
+    name: str | None = None
+    mailbox: str | None = None
+    redirect: str | None = None
+    origins: list[str] | None = None
