@@ -1,6 +1,6 @@
 """The OpenAPI document served at `/schema/openapi.json`: Litestar builds it from the handlers and
 msgspec Structs, and `finish` — one pure function over the table below — completes it with what
-Litestar cannot see: every status a route answers (with the real error envelope and, where the
+Litestar cannot see: msgspec's exact schemas of the Structs, every status a route answers (with the real error envelope and, where the
 set is closed, its `code`s), the rate-limit/idempotency/retry headers, per-route security (public
 routes have none), the contact form's three request bodies, operation ids and stateful links.
 
@@ -14,10 +14,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+
+from js2mail.http import schemas
 
 Codes = tuple[str, ...] | None  # None: an open set (the `details` say what is wrong)
 
@@ -178,8 +181,18 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
             _finish_operation(op, method, path, route)
     if missing := set(ROUTES) - seen:
         raise LookupError(f"ROUTES documents operations the app does not serve: {sorted(missing)}")
-    doc.setdefault("components", {}).setdefault("schemas", {})["ErrorDetail"] = ERROR_DETAIL
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components.update(struct_schemas())
+    components["ErrorDetail"] = ERROR_DETAIL
     return doc
+
+
+def struct_schemas() -> dict[str, Any]:
+    """msgspec's own JSON Schema of the API's Structs (it keeps every `Meta` constraint, also inside
+    unions, where Litestar's generator drops them), replacing Litestar's components of the same name."""
+    structs = [obj for obj in vars(schemas).values() if isinstance(obj, type) and issubclass(obj, msgspec.Struct)
+               and obj.__module__ == schemas.__name__]
+    return msgspec.json.schema_components(structs, ref_template="#/components/schemas/{name}")[1]
 
 
 class FinishedJsonPlugin(JsonRenderPlugin):

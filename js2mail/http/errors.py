@@ -53,10 +53,10 @@ INTERNAL_ERROR = "Something went wrong on our side."
 
 
 def error_object(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The envelope's `error` member: `details` only when there are some."""
+    """The envelope's `error` member: `details` only when there are some, each `{field, code, message}`."""
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
-        error["details"] = details
+        error["details"] = [detail_entry(d) for d in (details if isinstance(details, list) else [details])]
     return error
 
 
