@@ -161,3 +161,83 @@ def test_server_log_has_no_traceback(live: tuple[ServerProcess, str]) -> None:
     server, _ = live
     log = Path(server.log).read_text()
     assert "Traceback" not in log, log[-3000:]
+
+
+# --- The one POST /v1/send: the front door answers it; the Litestar handler only carries its schema ---
+
+
+@pytest.fixture
+def in_process(home: Path) -> Iterator[tuple[Any, str, Any]]:
+    from js2mail.clock import FakeClock
+    from js2mail.config import load_settings
+    from js2mail.http.app import create_app
+    from js2mail.service import mailboxes, open_context
+
+    ctx = open_context(load_settings(home), clock=FakeClock(1_800_000_000.0))
+    mailboxes.add_smtp(ctx, workspace="acme", address="shop@example.com", host="127.0.0.1", port=9,
+                       username=None, password=None, security="none", app="shop")
+    key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+    try:
+        yield create_app(ctx, start_background=False), key, ctx
+    finally:
+        ctx.close()
+
+
+MAIL = {"to": "bob@example.org", "subject": "front door", "text": "hi"}
+SPELLINGS = ["/v1/send", "/v1/send/", "/v1/send?x=1", "/v1/send/?to=x", "/v1//send", "/v1/send//"]
+BODIES: list[dict[str, Any]] = [
+    {"json": MAIL},
+    {"content": b"{not json", "headers": {"content-type": "application/json"}},
+    {"content": b"to=bob", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+    {"content": b""},
+    {"json": {**MAIL, "unknown": 1}},
+    {"json": MAIL, "headers": {"idempotency-key": "\x7f"}},
+]
+
+
+async def test_every_post_to_v1_send_is_answered_by_the_fast_path(in_process: tuple[Any, str, Any],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both spellings, with or without a query, whatever the body: the front door's endpoint
+    answers, and the Litestar carrier (which would answer 500) never runs."""
+    from js2mail.http import routes, send_endpoint
+
+    app, key, ctx = in_process
+    handled: list[str] = []
+    real_handle = send_endpoint.handle
+
+    async def counting_handle(*args: Any) -> None:
+        handled.append(args[2]["path"])
+        await real_handle(*args)
+
+    monkeypatch.setattr(send_endpoint, "handle", counting_handle)
+    answers: list[int] = []
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://js2mail.test") as client:
+        for path in SPELLINGS:
+            for body in BODIES:
+                extra = body.get("headers", {})
+                r = await client.post(path, **{k: v for k, v in body.items() if k != "headers"},
+                                      headers={"X-Api-Key": key, **extra})
+                answers.append(r.status_code)
+                assert r.status_code < 500, (path, body, r.text)
+                assert "error" in r.json() or r.status_code == 202
+                assert r.headers.get("RateLimit") and r.headers.get("RateLimit-Policy"), (path, r.status_code, r.text)
+        unauthenticated = await client.post("/v1/send/", json=MAIL)
+    assert unauthenticated.status_code == 401 and len(handled) == len(SPELLINGS) * len(BODIES)
+    assert {"/" + "/".join(s for s in p.split("/") if s) for p in handled} == {"/v1/send"}
+    assert answers.count(202) == len(SPELLINGS)  # the valid mail, once per spelling
+    queued = ctx.store.read(lambda conn: conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+    assert queued == len(SPELLINGS)
+    with pytest.raises(RuntimeError, match="front door"):
+        await routes.send_mail.fn(data=None)  # the carrier, were it ever reached
+
+
+def test_the_send_carrier_documents_what_the_fast_path_accepts() -> None:
+    """The schema's fields are exactly the fields `js2mail.mail` validates: no drift."""
+    import msgspec
+
+    from js2mail import mail
+    from js2mail.http import schemas
+
+    documented = {f.encode_name for f in msgspec.structs.fields(schemas.SendRequest)}
+    assert documented == mail.KNOWN_FIELDS
+    assert schemas.SendRequest.__struct_config__.forbid_unknown_fields  # as the service refuses unknown fields

@@ -14,13 +14,18 @@ from js2mail.http import send_endpoint
 from js2mail.http.auth import PRINCIPAL, Gate
 
 
+def route_path(path: str) -> str:
+    """The path as Litestar's router matches it: empty segments (`//`, a trailing `/`) dropped."""
+    return "/" + "/".join(segment for segment in path.split("/") if segment)
+
+
 def is_fast_send(scope: Scope) -> bool:
-    return scope["path"] in send_endpoint.PATHS and scope.get("method") == "POST"
+    return scope.get("method") == "POST" and route_path(scope["path"]) == send_endpoint.PATH
 
 
 def with_front_door(app: ASGIApp, gate: Gate) -> ASGIApp:
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or not route_path(scope["path"]).startswith("/v1/"):
             await app(scope, receive, send)
             return
         admitted = await gate.admit(scope, send)
