@@ -241,3 +241,54 @@ def test_the_send_carrier_documents_what_the_fast_path_accepts() -> None:
     documented = {f.encode_name for f in msgspec.structs.fields(schemas.SendRequest)}
     assert documented == mail.KNOWN_FIELDS
     assert schemas.SendRequest.__struct_config__.forbid_unknown_fields  # as the service refuses unknown fields
+
+
+# --- What the document promises, spot-checked where a user would look ---
+
+
+async def test_errors_from_every_edge_share_one_envelope(in_process: tuple[Any, str, Any]) -> None:
+    app, key, _ = in_process
+    auth = {"X-Api-Key": key}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://js2mail.test") as client:
+        # unknown /v1 paths and wrong methods pass the gate like real routes
+        for method, path in [("GET", "/v1/nope"), ("PUT", "/v1/messages/msg_x"), ("PATCH", "/v1/forms")]:
+            anonymous = await client.request(method, path)
+            assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+            assert anonymous.headers["RateLimit-Policy"] and anonymous.headers["WWW-Authenticate"] == "Bearer"
+            known = await client.request(method, path, headers=auth)
+            assert known.status_code in (404, 405) and known.headers["RateLimit"] and known.headers["RateLimit-Policy"]
+            assert known.json() == {"error": {"code": "not_found" if known.status_code == 404 else "method_not_allowed",
+                                              "message": known.json()["error"]["message"]}}
+        assert (await client.put("/v1/messages/msg_x", headers=auth)).headers["Allow"] == "GET, OPTIONS, DELETE"
+        # Litestar's own parameter validation speaks in the same `details` entries
+        limit = await client.get("/v1/messages", params={"limit": 0}, headers=auth)
+        assert limit.status_code == 422
+        assert limit.json()["error"]["code"] == "validation_error"
+        assert limit.json()["error"]["details"] == [{"field": "limit", "code": "invalid_value",
+                                                     "message": "Expected `int` >= 1"}]
+        # the API's `to`, not the CLI's `--to`
+        bad_to = await client.post("/v1/forms", json={"to": "not an address"}, headers=auth)
+        assert bad_to.status_code == 422
+        error = bad_to.json()["error"]
+        assert error["code"] == "invalid_address" and "--to" not in error["message"]
+        assert error["message"].startswith("to: ")
+        assert [(d["field"], d["code"]) for d in error["details"]] == [("to", "invalid_address")]
+
+
+async def test_form_answers_say_what_they_are(in_process: tuple[Any, str, Any]) -> None:
+    app, key, ctx = in_process
+    auth = {"X-Api-Key": key}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://js2mail.test") as client:
+        form = (await client.post("/v1/forms", json={"to": "owner@example.org"}, headers=auth)).json()
+        posted = await client.post(f"/f/{form['id']}", data={"email": "v@example.net", "message": "hello"})
+        assert posted.status_code == 303
+        assert posted.headers["Location"] == f"{ctx.settings.public_url}/f/{form['id']}/thanks"
+        assert posted.content == b"" and "json" not in posted.headers.get("content-type", "")
+        assert (await client.get(f"/v1/forms/{form['id']}", headers=auth)).json()["status"] == "active"
+        deleted = await client.delete(f"/v1/forms/{form['id']}", headers=auth)
+        assert deleted.status_code == 200 and deleted.json()["status"] == "deleted" and deleted.json()["id"] == form["id"]
+        gone = await client.post(f"/f/{form['id']}", json={"message": "hello"})
+        assert gone.status_code == 404
+        assert gone.json() == {"status": "error", "error": {"code": "form_not_found",
+                                                            "message": "this form does not exist or is disabled"}}
+        assert (await client.get(f"/v1/forms/{form['id']}", headers=auth)).status_code == 404
