@@ -8,7 +8,6 @@ once per request, in front of the router (`js2mail.http.front_door`).
 
 from __future__ import annotations
 
-
 import msgspec
 from litestar.types import HTTPResponseStartEvent, Message, Scope, Send
 

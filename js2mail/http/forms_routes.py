@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, route
-from litestar.response import Redirect
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, SerializationException
+from litestar.response import Redirect
 
 from js2mail import form_body, forms
 from js2mail.errors import Js2MailError, RateLimited, TooLarge, ValidationError
