@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, RapidocRenderPlugin, ScalarRenderPlugin, StoplightRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from js2mail.http import schemas
@@ -216,5 +216,8 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "Bearer": SecurityScheme(type="http", scheme="bearer"),
         }),
         security=[{"ApiKey": []}, {"Bearer": []}],
-        render_plugins=[ScalarRenderPlugin(path="/"), FinishedJsonPlugin()],
+        # Only pages that load /schema/openapi.json (Redoc, Swagger UI and YAML would embed Litestar's
+        # unfinished document).
+        render_plugins=[ScalarRenderPlugin(path=["/", "/scalar"]), StoplightRenderPlugin(), RapidocRenderPlugin(),
+                        FinishedJsonPlugin()],
     )
