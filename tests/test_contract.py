@@ -316,3 +316,22 @@ async def test_form_answers_say_what_they_are(in_process: tuple[Any, str, Any]) 
         assert gone.json() == {"status": "error", "error": {"code": "form_not_found",
                                                             "message": "this form does not exist or is disabled"}}
         assert (await client.get(f"/v1/forms/{form['id']}", headers=auth)).status_code == 404
+
+
+def test_finish_is_pure_and_refuses_routes_missing_from_the_table() -> None:
+    import copy
+
+    from js2mail.http.contract import finish
+
+    litestar_like = {"openapi": "3.1.0", "paths": {p: {m: {"responses": {"200": {"description": "ok"}}}
+                                                       for m, q in ROUTES if q == p} for _, p in ROUTES}}
+    before = copy.deepcopy(litestar_like)
+    finished = finish(litestar_like)
+    assert litestar_like == before  # the input is not touched
+    assert finished["paths"]["/v1/messages/{message_id}"]["delete"]["responses"]["409"]["content"][
+        "application/json"]["schema"]["properties"]["error"]["properties"]["code"]["enum"] == ["not_cancellable"]
+    with pytest.raises(LookupError, match="GET /v1/new"):
+        finish({"paths": {**litestar_like["paths"], "/v1/new": {"get": {"responses": {}}}}})
+    del litestar_like["paths"]["/healthz"]
+    with pytest.raises(LookupError, match="healthz"):
+        finish(litestar_like)

@@ -17,7 +17,7 @@ V1 = ["v1"]
 
 
 IdempotencyKey = Annotated[str | None, Parameter(
-    header="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[ -~]+$", required=False,
+    header="Idempotency-Key", required=False, **schemas.IDEMPOTENCY_KEY,
     description="Replays the original answer for a repeat of the same request (or `idempotencyKey` in the body).")]
 
 

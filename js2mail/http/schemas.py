@@ -20,7 +20,8 @@ MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=mail.MAX_META
 MetadataValue = Annotated[str, msgspec.Meta(max_length=mail.MAX_METADATA_VALUE, pattern=NO_CONTROLS)]
 HeaderName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=mail.MAX_HEADER_VALUE, pattern=NO_CONTROLS)]
-IdempotencyKey = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[ -~]+$")]
+IDEMPOTENCY_KEY = {"min_length": 1, "max_length": 255, "pattern": r"^[ -~]+$"}  # 1-255 printable ASCII
+IdempotencyKey = Annotated[str, msgspec.Meta(**IDEMPOTENCY_KEY)]
 Timestamp = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
 
