@@ -56,6 +56,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("get", "/v1/forms"): Route("listForms", AUTH_ERRORS),
     ("get", "/v1/forms/{public_id}"): Route("getForm", {**AUTH_ERRORS, 404: ("form_not_found",)}),
     ("delete", "/v1/forms/{public_id}"): Route("deleteForm", {**AUTH_ERRORS, 404: ("form_not_found",)}),
+    ("options", "/f/{public_id}"): Route("preflightForm", {403: ("origin_not_allowed",), 404: ("form_not_found",),
+                                                           503: BUSY}, public=True),
+    ("get", "/f/{public_id}/thanks"): Route("formThanks", {}, public=True),
     ("post", "/f/{public_id}"): Route("submitForm", {
         403: ("origin_not_allowed",), 404: ("form_not_found",),
         413: ("body_too_large", "file_too_large", "upload_too_large"), 415: ("unsupported_charset",),
@@ -63,6 +66,7 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 _FORM = "/f/{public_id}"
+METHODS = ("get", "post", "put", "patch", "delete", "options")
 
 
 def _header(description: str, required: bool = True) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def _error_object(codes: Codes) -> dict[str, Any]:
         "details": {"type": "array", "items": {"$ref": "#/components/schemas/ErrorDetail"}}}}
 
 
-def _error_response(status: int, codes: Codes, route: Route, path: str) -> dict[str, Any]:
+def _error_response(status: int, codes: Codes, method: str, path: str) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     if path.startswith("/v1/") and status != 503:
         headers["RateLimit-Policy"] = HEADERS["RateLimit-Policy"]
@@ -104,12 +108,12 @@ def _error_response(status: int, codes: Codes, route: Route, path: str) -> dict[
     if status in (429, 503):
         headers["Retry-After"] = HEADERS["Retry-After"]
     if path == _FORM:
-        content = {
-            "application/json": {"schema": {"type": "object", "required": ["status", "error"], "properties": {
-                "status": {"type": "string", "enum": ["error"]}, "error": _error_object(codes)}}},
-            "text/html": {"schema": {"type": "string"}},
-        }
-        description = "JSON mode: the error as JSON; HTML mode: a small HTML page."
+        content = {"application/json": {"schema": {"type": "object", "required": ["status", "error"], "properties": {
+            "status": {"type": "string", "enum": ["error"]}, "error": _error_object(codes)}}}}
+        description = "The form's error as JSON."
+        if method == "post":
+            content["text/html"] = {"schema": {"type": "string"}}
+            description = "JSON mode: the error as JSON; HTML mode: a small HTML page."
     else:
         content = {"application/json": {"schema": {"type": "object", "required": ["error"],
                                                    "properties": {"error": _error_object(codes)}}}}
@@ -149,9 +153,11 @@ def _finish_operation(op: dict[str, Any], method: str, path: str, route: Route) 
     if route.public:
         op["security"] = []
     responses = {code: answer for code, answer in op.get("responses", {}).items() if code.startswith("2")}
-    if path == _FORM:
+    if (method, path) == ("post", _FORM):
         responses = copy.deepcopy(FORM_SUBMITTED)
         op["requestBody"] = copy.deepcopy(FORM_BODY)
+    if (method, path) == ("options", _FORM):
+        responses = {"204": {"description": "Allowed: the CORS headers for the requesting origin."}}
     for answer in responses.values():
         headers = answer.setdefault("headers", {})
         if path.startswith("/v1/"):
@@ -162,7 +168,7 @@ def _finish_operation(op: dict[str, Any], method: str, path: str, route: Route) 
             answer["links"] = {name: {"operationId": target, "parameters": {param: f"$response.body#/{member}"}}
                                for name, (target, param, member) in route.links.items()}
     for status, codes in sorted(route.errors.items()):
-        responses[str(status)] = _error_response(status, codes, route, path)
+        responses[str(status)] = _error_response(status, codes, method, path)
     op["responses"] = responses
 
 
@@ -172,7 +178,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     seen: set[tuple[str, str]] = set()
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
-            if method not in ("get", "post", "put", "patch", "delete"):
+            if method not in METHODS:
                 continue
             route = ROUTES.get((method, path))
             if route is None:

@@ -89,7 +89,8 @@ async def _read_pairs(request: Request[Any, Any, Any],
     return form_body.read_form(content_type, body, max_fields=max_fields)
 
 
-@route("/f/{public_id:str}", http_method=["OPTIONS"], include_in_schema=False)
+@route("/f/{public_id:str}", http_method=["OPTIONS"], tags=FORM_TAGS,
+       summary="CORS preflight for a form (public)")
 async def form_preflight(request: Request[Any, Any, Any], ctx: Context, public_id: str) -> Response[Any]:
     try:
         form = svc.public_form(ctx, public_id)
@@ -127,7 +128,8 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
     return Redirect(target, status_code=303, headers=cors)
 
 
-@get("/f/{public_id:str}/thanks", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
+@get("/f/{public_id:str}/thanks", tags=FORM_TAGS, summary="The built-in thank-you page (public)",
+     media_type=MediaType.HTML, sync_to_thread=False)
 def form_thanks(request: Request[Any, Any, Any]) -> str:
     return forms.thank_you_page(back_url=request.headers.get("referer"))
 
