@@ -13,7 +13,6 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -53,10 +52,6 @@ class OwnerMail:
     subject: str
     text: str
     html: str
-
-
-def json_error(code: str, message: str) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message}}
 
 
 def _vetted_upload(f: UploadedFile) -> UploadedFile:

@@ -11,13 +11,13 @@ from typing import Any
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from js2mail import __version__, metrics
-from js2mail.http.auth import PRINCIPAL, Gate, api_key_middleware, with_send_endpoint
+from js2mail.http.auth import PRINCIPAL, Gate
+from js2mail.http.contract import openapi_config
 from js2mail.http.errors import EXCEPTION_HANDLERS
+from js2mail.http.front_door import with_front_door
 from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
@@ -51,7 +51,7 @@ async def readyz(ctx: Context) -> dict[str, Any]:
 
 
 def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
-    """The Litestar app, with `POST /v1/send` answered in front of its router."""
+    """The Litestar app behind its front door (the API-key gate, and `POST /v1/send` answered ahead of the router)."""
     from js2mail.http import forms_routes, routes
     from js2mail.runtime import Runtime
 
@@ -76,24 +76,12 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
         route_handlers=[healthz, readyz, *routes.HANDLERS, *forms_routes.HANDLERS],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
-        middleware=[api_key_middleware(gate)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"ctx": ctx}),
         request_max_body_size=ctx.settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="js2mail",
-            version=__version__,
-            path="/schema",
-            components=Components(
-                security_schemes={
-                    "ApiKey": SecurityScheme(type="apiKey", name="X-Api-Key", security_scheme_in="header"),
-                    "Bearer": SecurityScheme(type="http", scheme="bearer"),
-                }
-            ),
-            security=[{"ApiKey": []}, {"Bearer": []}],
-        ),
+        openapi_config=openapi_config(__version__),
         debug=False,
         logging_config=None,  # serve's logging (js2mail/logs.py) stays in charge
     )
-    return metrics.instrument(with_send_endpoint(app, gate), ctx)
+    return metrics.instrument(with_front_door(app, gate), ctx)

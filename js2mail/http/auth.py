@@ -3,19 +3,15 @@
 Plain ASGI: the gate answers 401 and 429 itself (one identical 401 body for missing, malformed,
 unknown and revoked keys) and adds `RateLimit-Policy`/`RateLimit` to every /v1 reply. The bucket
 is the key's application — never a client IP, so `X-Forwarded-For` changes nothing. The gate runs
-as Litestar middleware for the routed /v1 endpoints, and in front of the router for the hot
-`POST /v1/send` (`with_send_endpoint`).
+once per request, in front of the router (`js2mail.http.front_door`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import HTTPResponseStartEvent, Message, Scope, Send
 
 from js2mail import apikeys
-from js2mail.http import send_endpoint
 from js2mail.http.errors import UNAUTHORIZED_BODY, error_body, error_object
 from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
@@ -72,33 +68,3 @@ class Gate:
             await send(message)
 
         return principal, send_with_headers
-
-
-def api_key_middleware(gate: Gate) -> Any:
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
-                await app(scope, receive, send)
-                return
-            admitted = await gate.admit(scope, send)
-            if admitted is not None:
-                scope[PRINCIPAL] = admitted[0]  # type: ignore[literal-required]
-                await app(scope, receive, admitted[1])
-
-        return middleware
-
-    return factory
-
-
-def with_send_endpoint(app: ASGIApp, gate: Gate) -> ASGIApp:
-    """`POST /v1/send` straight to `send_endpoint`, everything else to the Litestar app."""
-
-    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in send_endpoint.PATHS and scope.get("method") == "POST":
-            admitted = await gate.admit(scope, send)
-            if admitted is not None:
-                await send_endpoint.handle(gate.ctx, admitted[0], scope, receive, admitted[1])  # type: ignore[arg-type]
-            return
-        await app(scope, receive, send)
-
-    return asgi

@@ -53,11 +53,16 @@ INTERNAL_ERROR = "Something went wrong on our side."
 
 
 def error_object(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The envelope's `error` member: `details` only when there are some."""
+    """The envelope's `error` member: `details` only when there are some, each `{field, code, message}`."""
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
-        error["details"] = details
+        error["details"] = [detail_entry(d) for d in (details if isinstance(details, list) else [details])]
     return error
+
+
+def form_error(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """A contact form's JSON error: the same `error` object, beside `"status": "error"`."""
+    return {"status": "error", "error": error_object(code, message, details)}
 
 
 def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -92,7 +97,9 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
         cause = str(exc.detail or "")
         if "JSON" in cause or "decode" in cause.lower() or "Malformed" in cause:
             return error_response(400, "bad_json", "The request body is not valid JSON.")
-        return error_response(422, "validation_error", "The request is not valid.", _extra(exc))
+        details = _extra(exc)
+        message = f"{details[0]['field']}: {details[0]['message']}" if details else "The request is not valid."
+        return error_response(422, "validation_error", message, details)
     if status >= 500:
         log.error("unhandled HTTP exception: %r", exc)
         return error_response(500, "internal_error", INTERNAL_ERROR)
@@ -102,13 +109,20 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
     return error_response(status, code, str(exc.detail) if exc.detail else code, headers=exc.headers or None)
 
 
-def _extra(exc: HTTPException) -> list[dict[str, Any]] | None:
+def _extra(exc: HTTPException) -> list[dict[str, str]] | None:
+    """Litestar's validation entries (`{message, key, source}`) as the API's `details` entries."""
     extra = exc.extra
-    if isinstance(extra, list):
-        return [e if isinstance(e, dict) else {"message": str(e)} for e in extra]
-    if isinstance(extra, dict):
-        return [extra]
-    return None
+    entries = extra if isinstance(extra, list) else [extra] if isinstance(extra, dict) else []
+    return [detail_entry(e) for e in entries] or None
+
+
+def detail_entry(entry: object) -> dict[str, str]:
+    """One `details` entry, `{field, code, message}`, as `js2mail.mail` writes them."""
+    if not isinstance(entry, dict):
+        return {"field": "", "code": "invalid_value", "message": str(entry)}
+    return {"field": str(entry.get("field") or entry.get("key") or ""),
+            "code": str(entry.get("code") or "invalid_value"),
+            "message": str(entry.get("message") or "invalid value")}
 
 
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

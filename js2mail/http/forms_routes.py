@@ -13,10 +13,12 @@ import msgspec
 from litestar import Request, Response, delete, get, post, route
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException, SerializationException
+from litestar.response import Redirect
 
 from js2mail import form_body, forms
 from js2mail.errors import Js2MailError, RateLimited, TooLarge, ValidationError
-from js2mail.http.errors import STATUS_BY_KIND
+from js2mail.http import schemas
+from js2mail.http.errors import STATUS_BY_KIND, form_error
 from js2mail.models import Principal, is_json_media, media_type
 from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
@@ -63,7 +65,7 @@ def _error(exc: Js2MailError, json_mode: bool, cors: dict[str, str]) -> Response
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     if json_mode:
-        return Response(forms.json_error(exc.code, exc.message), status_code=status, headers=headers,
+        return Response(form_error(exc.code, exc.message, exc.details), status_code=status, headers=headers,
                         media_type=MediaType.JSON)
     return Response(_html_page("Your message was not sent", exc.message), status_code=status, headers=headers,
                     media_type=MediaType.HTML)
@@ -87,7 +89,8 @@ async def _read_pairs(request: Request[Any, Any, Any],
     return form_body.read_form(content_type, body, max_fields=max_fields)
 
 
-@route("/f/{public_id:str}", http_method=["OPTIONS"], include_in_schema=False)
+@route("/f/{public_id:str}", http_method=["OPTIONS"], tags=FORM_TAGS,
+       summary="CORS preflight for a form (public)")
 async def form_preflight(request: Request[Any, Any, Any], ctx: Context, public_id: str) -> Response[Any]:
     try:
         form = svc.public_form(ctx, public_id)
@@ -122,20 +125,13 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
         return _error(exc, json_mode, cors)
     if json_mode:
         return Response(forms.JSON_OK, status_code=200, headers=cors, media_type=MediaType.JSON)
-    return Response(None, status_code=303, headers={**cors, "Location": target})
+    return Redirect(target, status_code=303, headers=cors)
 
 
-@get("/f/{public_id:str}/thanks", include_in_schema=False, media_type=MediaType.HTML, sync_to_thread=False)
+@get("/f/{public_id:str}/thanks", tags=FORM_TAGS, summary="The built-in thank-you page (public)",
+     media_type=MediaType.HTML, sync_to_thread=False)
 def form_thanks(request: Request[Any, Any, Any]) -> str:
     return forms.thank_you_page(back_url=request.headers.get("referer"))
-
-
-class FormCreate(msgspec.Struct):
-    to: str
-    name: str | None = None
-    mailbox: str | None = None
-    redirect: str | None = None
-    origins: list[str] | None = None
 
 
 class FormCreateRequest(Request[Any, Any, Any]):
@@ -149,7 +145,7 @@ class FormCreateRequest(Request[Any, Any, Any]):
         except RecursionError:
             raise SerializationException("JSON is malformed: nested too deeply") from None
         if isinstance(data, dict):
-            unknown = [str(k)[:60] for k in data if k not in FormCreate.__struct_fields__]
+            unknown = [str(k)[:60] for k in data if k not in schemas.FormCreate.__struct_fields__]
             if unknown:
                 raise ValidationError(f"{unknown[0]}: not a field of /v1/forms", details=[
                     {"field": k, "code": "unknown_field", "message": "not a field of /v1/forms"} for k in unknown])
@@ -158,19 +154,26 @@ class FormCreateRequest(Request[Any, Any, Any]):
 
 @post("/v1/forms", tags=FORM_TAGS, summary="Create a contact-form endpoint", status_code=201, sync_to_thread=True,
       request_class=FormCreateRequest)
-def create_form(ctx: Context, principal: Principal, data: FormCreate) -> dict[str, Any]:
-    return svc.create_form(ctx, principal, to=data.to, name=data.name, mailbox=data.mailbox, redirect=data.redirect,
-                           origins=data.origins)
+def create_form(ctx: Context, principal: Principal, data: schemas.FormCreate) -> schemas.Form:
+    return msgspec.convert(svc.create_form(ctx, principal, to=data.to, name=data.name, mailbox=data.mailbox,
+                                           redirect=data.redirect, origins=data.origins), schemas.Form)
 
 
 @get("/v1/forms", tags=FORM_TAGS, summary="List this application's forms", sync_to_thread=False)
-def list_forms(ctx: Context, principal: Principal) -> dict[str, Any]:
-    return {"data": svc.list_forms(ctx, app_id=principal.application_id)}
+def list_forms(ctx: Context, principal: Principal) -> schemas.FormList:
+    return msgspec.convert({"data": svc.list_forms(ctx, app_id=principal.application_id)}, schemas.FormList)
+
+
+@get("/v1/forms/{public_id:str}", tags=FORM_TAGS, summary="One form", sync_to_thread=False)
+def get_form(ctx: Context, principal: Principal, public_id: str) -> schemas.Form:
+    return msgspec.convert(svc.get_form(ctx, public_id, principal.application_id), schemas.Form)
 
 
 @delete("/v1/forms/{public_id:str}", tags=FORM_TAGS, summary="Delete a form", status_code=200, sync_to_thread=True)
-def delete_form(ctx: Context, principal: Principal, public_id: str) -> dict[str, Any]:
-    return svc.remove_form(ctx, public_id, principal.application_id)
+def delete_form(ctx: Context, principal: Principal, public_id: str) -> schemas.Form:
+    """Answers the form as it was, with `status: "deleted"`."""
+    removed = svc.remove_form(ctx, public_id, principal.application_id)
+    return msgspec.convert({**removed, "status": "deleted"}, schemas.Form)
 
 
-HANDLERS: list[Any] = [form_preflight, form_submit, form_thanks, create_form, list_forms, delete_form]
+HANDLERS: list[Any] = [form_preflight, form_submit, form_thanks, create_form, list_forms, get_form, delete_form]

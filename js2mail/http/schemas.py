@@ -1,30 +1,54 @@
-"""Typed request/response shapes for the OpenAPI document. Validation rules live in `js2mail.mail`."""
+"""Typed request/response shapes for the OpenAPI document. Validation rules live in `js2mail.mail`
+(the constraints below restate its limits where a JSON Schema can, so clients and fuzzers see them);
+`js2mail.http.contract` publishes msgspec's own JSON Schema of these Structs."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+
+from js2mail import mail
+
+NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+Address = Annotated[str, msgspec.Meta(
+    min_length=3, max_length=mail.MAX_DISPLAY_NAME + 300, extra_json_schema={"format": "email"},
+    description="`addr` (a display name is accepted too: `Name <addr>`)")]
+Recipients = Address | Annotated[list[Address], msgspec.Meta(max_length=50)]
+Line = Annotated[str, msgspec.Meta(min_length=1, max_length=mail.MAX_SUBJECT, pattern=NO_CONTROLS)]
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=mail.MAX_METADATA_KEY, pattern=NO_CONTROLS)]
+MetadataValue = Annotated[str, msgspec.Meta(max_length=mail.MAX_METADATA_VALUE, pattern=NO_CONTROLS)]
+HeaderName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[!-9;-~]+$")]
+HeaderValue = Annotated[str, msgspec.Meta(max_length=mail.MAX_HEADER_VALUE, pattern=NO_CONTROLS)]
+IDEMPOTENCY_KEY = {"min_length": 1, "max_length": 255, "pattern": r"^[ -~]+$"}  # 1-255 printable ASCII
+IdempotencyKey = Annotated[str, msgspec.Meta(**IDEMPOTENCY_KEY)]
+Timestamp = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
 
 class Attachment(msgspec.Struct, rename="camel"):
-    filename: str
-    content: str  # base64
-    content_type: str | None = None
+    filename: Annotated[str, msgspec.Meta(min_length=1, max_length=mail.MAX_FILENAME,
+                                          pattern=r"^[^/\\\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
+    content: Annotated[str, msgspec.Meta(extra_json_schema={"contentEncoding": "base64"},
+                                         pattern=r"^([A-Za-z0-9+/]{4})*$")]
+    content_type: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$")] | None = None
 
 
-class SendRequest(msgspec.Struct, rename="camel", omit_defaults=True):
-    to: str | list[str]
-    subject: str
-    from_: str | None = msgspec.field(default=None, name="from")
-    cc: str | list[str] | None = None
-    bcc: str | list[str] | None = None
-    reply_to: str | list[str] | None = None
+class SendRequest(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=True):
+    """One mail. At least one of `text` and `html`; 50 recipients in all at most."""
+
+    to: Recipients
+    subject: Line
+    from_: Address | None = msgspec.field(default=None, name="from")
+    cc: Recipients | None = None
+    bcc: Recipients | None = None
+    reply_to: Address | Annotated[list[Address], msgspec.Meta(max_length=mail.MAX_REPLY_TO)] | None = None
     text: str | None = None
     html: str | None = None
-    attachments: list[Attachment] | None = None
-    headers: dict[str, str] | None = None
-    metadata: dict[str, str] | None = None
-    idempotency_key: str | None = None
-    scheduled_at: str | None = None
+    attachments: Annotated[list[Attachment], msgspec.Meta(max_length=mail.MAX_ATTACHMENTS)] | None = None
+    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(max_length=mail.MAX_HEADERS)] | None = None
+    metadata: Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=mail.MAX_METADATA_KEYS)] | None = None
+    idempotency_key: IdempotencyKey | None = None
+    scheduled_at: Timestamp | None = None
 
 
 class SendResponse(msgspec.Struct):
@@ -51,3 +75,29 @@ class Message(msgspec.Struct, rename="camel"):
 class MessageList(msgspec.Struct, rename="camel"):
     data: list[Message]
     next_cursor: str | None
+
+
+class Form(msgspec.Struct, rename="camel"):
+    id: str
+    name: str
+    workspace: str
+    application: str
+    to: str
+    mailbox: str | None
+    redirect: str | None
+    origins: list[str]
+    status: str
+    endpoint: str
+    created_at: str
+
+
+class FormList(msgspec.Struct):
+    data: list[Form]
+
+
+class FormCreate(msgspec.Struct):
+    to: str
+    name: str | None = None
+    mailbox: str | None = None
+    redirect: str | None = None
+    origins: list[str] | None = None

@@ -2,10 +2,10 @@
 
 This is the one route where the framework's per-request work (request object, guards, signature
 model, response object, exception middleware) cost more than accepting the mail itself, so the
-API-key middleware hands authenticated `POST /v1/send` requests straight here. The Litestar
-handler in `routes.py` stays registered so `/schema` documents the route; both call the same
-`service.messages.send`, and every answer — success, replay or error — has the same status codes
-and JSON envelope as the rest of the API (`js2mail.http.errors`).
+front door (`js2mail.http.front_door`) hands authenticated `POST /v1/send` requests straight here.
+The Litestar handler in `routes.py` only carries the route's schema and never runs; every answer
+— success, replay or error — has the same status codes and JSON envelope as the rest of the API
+(`js2mail.http.errors`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from js2mail.service import messages as svc
 
 log = logging.getLogger("js2mail.http")
 
-PATHS = ("/v1/send", "/v1/send/")  # Litestar routes both spellings to the same handler
+PATH = "/v1/send"  # every spelling Litestar would route here (`/v1/send/`, `/v1//send`) comes here instead
 _JSON = (b"content-type", b"application/json")
 
 

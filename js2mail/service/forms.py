@@ -90,7 +90,9 @@ def create_form(ctx: Context, scope: Scope | Principal, *, to: str, name: str | 
     try:
         to_address = validate_email(to, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValidationError(f"--to {to!r} is not a valid email address: {exc}", code="invalid_address") from None
+        message = f"{to[:100]!r} is not a valid email address: {exc}"
+        raise ValidationError(f"to: {message}", code="invalid_address",
+                              details=[{"field": "to", "code": "invalid_address", "message": message}]) from None
     form_name = _checked_name(name)
     clean_origins = _checked_origins(origins)
     redirect = _checked_url(redirect, "redirect") if redirect else None

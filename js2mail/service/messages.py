@@ -54,7 +54,8 @@ def resolve_mailbox(conn: sqlite3.Connection, workspace_id: str, app_id: str, ad
         row = mailbox_rows.by_address(conn, workspace_id, address)
         if row is None:
             raise ValidationError(f"from address {address} is not a mailbox connected in this workspace",
-                                  code="from_not_connected", details=[{"field": "from", "code": "from_not_connected"}])
+                                  code="from_not_connected", details=[{"field": "from", "code": "from_not_connected",
+                                                                      "message": "not a mailbox connected in this workspace"}])
     else:
         row = mailbox_rows.default_for(conn, app_id)
         if row is None:
