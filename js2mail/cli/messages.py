@@ -44,7 +44,8 @@ def list_(
     workspace: WorkspaceFilter = None,
     application: AppFilter = None,
     status: Annotated[str | None, typer.Option("--status", help="queued, sending, retrying, sent, failed, cancelled")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).",
+                                       callback=common.in_range("--limit", 1, 100))] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -87,8 +88,10 @@ def cancel(message_id: str, as_json: JsonOpt = False) -> None:
 def tail(
     workspace: WorkspaceFilter = None,
     application: AppFilter = None,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 1.0,
-    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls (0.1-3600).",
+                                            callback=common.in_range("--interval", 0.1, 3600))] = 1.0,
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds (up to a year).",
+                                                   callback=common.in_range("--for", 0, 365 * 86400))] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow the send log: print each message when it appears or changes status (Ctrl-C stops)."""

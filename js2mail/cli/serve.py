@@ -8,11 +8,15 @@ import typer
 
 from js2mail.cli import common
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Bind address (default [server] host).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default [server] port, 8025).")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+    port: Annotated[int | None, typer.Option("--port", help="Port (default [server] port, 8025).",
+                                             callback=common.in_range("--port", 1, 65535))] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.",
+                                           callback=common.one_of("--log-level", LOG_LEVELS))] = "info",
 ) -> None:
     """Run the API server and the delivery scheduler."""
     import logging
@@ -25,7 +29,7 @@ def serve(
     settings = common.settings()
     if host:
         settings.server.host = host
-    if port:
+    if port is not None:
         settings.server.port = port
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
