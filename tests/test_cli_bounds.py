@@ -59,19 +59,17 @@ def test_security_none_to_a_network_host_is_refused_unless_flagged_and_doctor_wa
     assert doctor["mailbox shop@example.com"]["status"] == "warn"
     assert "unencrypted" in doctor["mailbox shop@example.com"]["detail"]
 
-
-def test_security_none_to_loopback_needs_no_flag_and_really_sends(home: Path) -> None:
-    with SmtpServer(tls="none", auth=("relay", "s3cret")) as server:
-        added = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "shop@example.com",
+    with SmtpServer(tls="none", auth=("relay", "s3cret")) as server:  # a relay on loopback needs no flag
+        added = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "relay@example.com",
                         "--host", "localhost", "--port", str(server.port), "--security", "none",
                         "--username", "relay", "--password-stdin", stdin="s3cret\n")
         assert added.code == 0, added.err
-        sent = run_cli("mailboxes", "test", "shop@example.com", "--to", "rcpt@example.net")
+        sent = run_cli("mailboxes", "test", "relay@example.com", "--to", "rcpt@example.net")
         assert sent.code == 0, sent.err
         (got,) = server.wait_for(1)
         assert got.rcpt_tos == ["rcpt@example.net"]
     doctor = {c["check"]: c for c in run_cli("doctor", "--json").json()}
-    assert doctor["mailbox shop@example.com"]["status"] == "ok"
+    assert doctor["mailbox relay@example.com"]["status"] == "ok"
 
 
 async def test_provider_never_sends_auth_in_clear_to_a_network_host() -> None:
@@ -125,13 +123,7 @@ def test_key_rotate_grace_out_of_range_writes_nothing(home: Path, grace: str) ->
     assert listed.code == 0, listed.err
     assert [(k["prefix"], k["revoked"], k["revokesAt"]) for k in listed.json()] == [(first["prefix"], False, None)]
     assert run_cli("data", "export", "-w", "acme").code == 0
-
-
-def test_key_rotate_grace_of_a_week_still_works(home: Path) -> None:
-    first = run_cli("keys", "create", "-w", "acme", "-a", "shop", "--json").json()
-    assert run_cli("keys", "rotate", first["prefix"], "--grace", "7d").code == 0
-    old = {k["prefix"]: k for k in run_cli("keys", "list", "--json").json()}[first["prefix"]]
-    assert old["revokesAt"] and not old["revoked"]
+    assert run_cli("keys", "rotate", first["prefix"], "--grace", "365d").code == 0  # the longest allowed
 
 
 @pytest.mark.parametrize("grace", ["inf", "1e400", "nan", "-1"])
@@ -169,13 +161,6 @@ def test_bad_mailbox_fields_are_refused_and_nothing_is_stored(home: Path, extra:
     assert mailbox_rows(home) == []
 
 
-def test_a_200_character_display_name_is_fine(home: Path) -> None:
-    result = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "shop@example.com",
-                     "--host", "smtp.example.com", "--no-auth", "--name", "S" * 200, "--daily-quota", "500")
-    assert result.code == 0, result.err
-    assert mailbox_rows(home)[0]["daily_quota"] == 500
-
-
 def test_oauth_mailbox_display_name_is_checked_before_the_sign_in(home: Path, tmp_path: Path) -> None:
     result = run_cli("mailboxes", "add", "gmail", "-w", "acme", "--address", "me@example.com", "--no-browser",
                      "--client-secrets", str(tmp_path / "missing.json"), "--name", "Me\nBcc: x@example.org")
@@ -196,16 +181,19 @@ def test_add_mailbox_service_refuses_control_characters_for_every_provider(home:
         with pytest.raises(ValidationError, match="daily quota"):
             add_mailbox(ctx, workspace="acme", provider="gmail", address="me@example.com", settings={},
                         secret=b"x", daily_quota=-5)
+        assert mailbox_rows(home) == []
+        add_mailbox(ctx, workspace="acme", provider="gmail", address="me@example.com", settings={},
+                    secret=b"x", display_name="S" * 200, daily_quota=500)
     finally:
         ctx.close()
-    assert mailbox_rows(home) == []
+    assert [(r["display_name"], r["daily_quota"]) for r in mailbox_rows(home)] == [("S" * 200, 500)]
 
 
 # --- 6. numeric options, log level, home, config path, corrupt database ---------------------------
 
 NUMERIC_OPTIONS = [
     (["messages", "tail", "--for", "0.2", "--interval"], {"0", "-1", "nan", "inf", "1e400"}),
-    (["messages", "tail", "--interval", "0.1", "--for"], {"-1", "nan", "inf", "1e400"}),
+    (["messages", "tail", "--interval", "0.1", "--for"], {"-1", "nan", "inf", "1e400"}),  # --for 0: stops at once
     (["messages", "list", "--limit"], {"0", "-1"}),
     (["serve", "--port"], {"0", "-1"}),
     (["mailboxes", "add", "smtp", "-w", "acme", "--address", "a@example.com", "--host", "h", "--no-auth", "--port"],
@@ -219,16 +207,13 @@ NUMERIC_OPTIONS = [
 
 @pytest.mark.parametrize("args,refused", NUMERIC_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_numeric_options_are_finite_and_in_range(home: Path, args: list[str], refused: set[str]) -> None:
+    """Each numeric option tried with 0, -1, nan, inf and 1e400 (serve is only ever refused here)."""
     for value in BAD_NUMBERS:
         result = run_cli(*args, value)
         if value in refused:
             assert_clear_error(result, args[-1])
         else:  # allowed (then any later error is a clear one), or an int option click refuses (usage, exit 2)
             assert "Traceback" not in result.err and "please report it" not in result.err, (value, result.err)
-
-
-def test_messages_tail_with_a_sane_interval_runs_and_stops(home: Path) -> None:
-    assert run_cli("messages", "tail", "--interval", "0.1", "--for", "0.3").code == 0
 
 
 def test_serve_log_level_bogus_is_one_line(home: Path) -> None:
