@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,35 @@ def test_corrupt_database_is_named_as_such(home: Path) -> None:
         assert_clear_error(run_cli(*args), f"{db} is not a js2mail database")
     checks = {c["check"]: c for c in run_cli("doctor", "--json").json()}
     assert checks["database"]["status"] == "fail" and "not a js2mail database" in checks["database"]["detail"]
+
+
+# --- 8. serve logs a webhook receiver's host, never its path or query -------------------------------
+
+
+def test_serve_logs_webhook_deliveries_with_the_host_only(home: Path) -> None:
+    import httpx
+
+    from tests.support.receiver import Receiver
+    from tests.support.server import ServerProcess
+
+    (home / "config.toml").write_text("[dispatch]\npoll_interval = 0.2\n"
+                                      "[webhooks]\nallow_private = true\npoll_interval = 0.2\n")
+    with SmtpServer(tls="none") as smtp, Receiver() as receiver:
+        assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@example.com",
+                       "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
+        key = run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+        hook = run_cli("webhooks", "add", receiver.url + "?token=SeCrEtQueryToken", "-w", "acme", "-a", "shop",
+                       "--events", "mail.sent", "--json")
+        assert hook.code == 0, hook.err
+        with ServerProcess(home, log_level="info") as server:
+            r = httpx.post(server.url + "/v1/send", headers={"X-Api-Key": key},
+                           json={"to": "bob@example.org", "subject": "hello", "text": "x"})
+            assert r.status_code == 202, r.text
+            (got,) = receiver.wait_for(1)
+            assert "SeCrEtQueryToken" in got.path  # the receiver did get its token
+            deadline = time.monotonic() + 10
+            while "delivered" not in server.log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        log = server.log.read_text()
+    assert "SeCrEtQueryToken" not in log and "/hooks" not in log, log
+    assert f"webhook mail.sent {got.headers['X-JS2Mail-Delivery-Id']} to 127.0.0.1 (attempt 1): delivered" in log

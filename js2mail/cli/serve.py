@@ -33,6 +33,8 @@ def serve(
         settings.server.port = port
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for chatty in ("httpx", "httpcore"):  # their request lines carry whole receiver URLs, tokens included
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     ctx = open_context(settings)
     try:
         app = create_app(ctx)

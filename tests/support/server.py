@@ -28,8 +28,10 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 class ServerProcess:
-    def __init__(self, home: Path, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, *, port: int | None = None, env: dict[str, str] | None = None,
+                 log_level: str = "warning") -> None:
         self.home = home
+        self.log_level = log_level
         self.port = port or free_port()
         self.env = cli_env(home, **(env or {}))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -43,7 +45,7 @@ class ServerProcess:
         logf = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "js2mail", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"],
+             "--log-level", self.log_level],
             env=self.env, stdout=logf, stderr=subprocess.STDOUT, cwd=str(REPO),
         )
         deadline = time.monotonic() + timeout
