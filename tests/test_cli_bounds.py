@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,7 @@ def test_security_none_to_a_network_host_is_refused_unless_flagged_and_doctor_wa
 
 
 async def test_provider_never_sends_auth_in_clear_to_a_network_host() -> None:
-    message = OutgoingMessage("m1", "shop@example.com", ["rcpt@example.net"], _email())
+    message = OutgoingMessage("m1", "shop@example.com", ("rcpt@example.net",), _email())
     refused = SmtpProvider(SmtpSettings(host="192.0.2.10", port=25, username="relay", password="s3cret",
                                         security="none", timeout=2))
     with pytest.raises(ProviderError) as err:
@@ -90,9 +91,7 @@ async def test_provider_never_sends_auth_in_clear_to_a_network_host() -> None:
         assert len(server.wait_for(1)) == 1
 
 
-def _email() -> object:
-    from email.message import EmailMessage
-
+def _email() -> EmailMessage:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "shop@example.com", "rcpt@example.net", "hi"
     msg.set_content("hello\n")

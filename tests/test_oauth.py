@@ -115,9 +115,9 @@ async def test_gmail_browser_flow_end_to_end(google: FakeGoogle, secrets_file: s
 def _forge_then_idle(port: int, method: str = "GET") -> socket.socket:
     """An idle connection left open, then a forged redirect with a wrong state: answered 400 at once."""
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)
-    forged = httpx.request(method, f"http://127.0.0.1:{port}/", timeout=5,
-                           **({"params": {"code": "attacker", "state": "wrong"}} if method == "GET"
-                              else {"data": {"code": "attacker", "state": "wrong"}}))
+    answer = {"code": "attacker", "state": "wrong"}
+    url = f"http://127.0.0.1:{port}/"
+    forged = httpx.get(url, params=answer, timeout=5) if method == "GET" else httpx.post(url, data=answer, timeout=5)
     assert forged.status_code == 400 and "keeps waiting" in forged.text
     return idle
 

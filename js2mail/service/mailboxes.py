@@ -8,8 +8,8 @@ import sqlite3
 from typing import Any
 
 from js2mail.errors import Conflict, NotFound, ValidationError
-from js2mail.loopback import resolves_only_to_loopback
 from js2mail.limits import MAX_DAILY_QUOTA, MAX_DISPLAY_NAME
+from js2mail.loopback import resolves_only_to_loopback
 from js2mail.mail import has_control
 from js2mail.models import iso, new_id
 from js2mail.providers.base import Provider
