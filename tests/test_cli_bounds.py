@@ -200,6 +200,7 @@ NUMERIC_OPTIONS = [
      {"0", "-1"}),
     (["mailboxes", "add", "smtp", "-w", "acme", "--address", "a@example.com", "--host", "h", "--no-auth",
       "--daily-quota"], {"0", "-1"}),
+    (["dns", "check", "example.com", "--nameserver"], set(BAD_NUMBERS)),  # an address, not a number at all
     (["mailboxes", "add", "gmail", "-w", "acme", "--address", "a@example.com", "--client-secrets", "x",
       "--no-browser", "--port"], {"-1"}),
 ]
@@ -214,6 +215,12 @@ def test_numeric_options_are_finite_and_in_range(home: Path, args: list[str], re
             assert_clear_error(result, args[-1])
         else:  # allowed (then any later error is a clear one), or an int option click refuses (usage, exit 2)
             assert "Traceback" not in result.err and "please report it" not in result.err, (value, result.err)
+
+
+@pytest.mark.parametrize("nameserver", ["127.0.0.1:-1", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:nan",
+                                        "127.0.0.1:inf", "nope", "::1"])
+def test_dns_check_nameserver_is_checked_before_any_lookup(home: Path, nameserver: str) -> None:
+    assert_clear_error(run_cli("dns", "check", "example.com", "--nameserver", nameserver), "--nameserver")
 
 
 def test_serve_log_level_bogus_is_one_line(home: Path) -> None:

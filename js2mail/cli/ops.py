@@ -16,12 +16,33 @@ data_app = typer.Typer(help="Export or delete a workspace's data.", no_args_is_h
 KEY_MAX_AGE_DAYS = 90
 
 
+def _check_nameserver(value: str | None) -> str | None:
+    """IPv4[:port] with a port from 1 to 65535, else one clear line before any lookup."""
+    import ipaddress
+
+    if value is None:
+        return None
+    host, colon, port = value.partition(":")
+    try:
+        ipaddress.IPv4Address(host)
+        ok = not colon or (port.isdigit() and 1 <= int(port) <= 65535)
+    except ValueError:
+        ok = False
+    if not ok:
+        from js2mail.errors import ValidationError
+
+        raise ValidationError(f"--nameserver {value!r} is not allowed: must be an IPv4 address, optionally with "
+                              ":port (1-65535)", code="invalid_option")
+    return value
+
+
 @dns_app.command("check")
 def dns_check(
     domain: Annotated[str, typer.Argument(help="The domain you send from.")],
     provider: Annotated[str | None, typer.Option("--provider", help="gmail, microsoft or smtp.")] = None,
     selector: Annotated[list[str] | None, typer.Option("--selector", help="DKIM selector (repeatable).")] = None,
-    nameserver: Annotated[str | None, typer.Option("--nameserver", help="Ask this server (IP[:port]).")] = None,
+    nameserver: Annotated[str | None, typer.Option("--nameserver", help="Ask this server (IPv4[:port]).",
+                                                    callback=_check_nameserver)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show what receivers will see, and the records to publish when something is missing."""
