@@ -10,6 +10,7 @@ environment are comma-separated. `config.example.toml` documents every setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -20,6 +21,39 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from js2mail.errors import ConfigError
 
 DEFAULT_RETRY_SCHEDULE = [60, 300, 1500, 7200, 36000, 86400]
+DAY = 86400
+GIB = 1024 * 1024 * 1024
+
+# What each numeric setting may be (inclusive). A numeric setting missing here must still be finite
+# and not negative; test_config checks that every numeric setting is listed. For a list, the bounds
+# apply to each item and the list may not be empty.
+RANGES: dict[str, tuple[float, float]] = {
+    "server.port": (1, 65535),
+    "server.max_body_bytes": (1024, 4 * GIB),
+    "database.busy_timeout_ms": (0, 600_000),
+    "rate_limit.rate": (0.001, 1_000_000),
+    "rate_limit.burst": (1, 1_000_000),
+    "dispatch.retry_schedule": (1, 30 * DAY),
+    "dispatch.poll_interval": (0.01, 3600),
+    "dispatch.concurrency_per_mailbox": (1, 100),
+    "dispatch.batch_size": (1, 10_000),
+    "dispatch.lease_seconds": (1, DAY),
+    "dispatch.send_timeout": (1, 3600),
+    "dispatch.max_recipients": (1, 1000),
+    "dispatch.max_schedule_days": (0.01, 400_000),  # the benchmarks schedule their mail centuries ahead
+    "privacy.retention_days": (1, 3650),
+    "webhooks.retry_schedule": (1, 30 * DAY),
+    "webhooks.timeout": (0.1, 300),
+    "webhooks.poll_interval": (0.01, 3600),
+    "forms.rate_per_minute": (1, 100_000),
+    "forms.max_file_bytes": (1, 4 * GIB),
+    "forms.max_total_bytes": (1, 4 * GIB),
+    "forms.max_fields": (1, 10_000),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "database.synchronous": ("FULL", "NORMAL", "EXTRA"),
+}
+MAX_LIST_ITEMS = 100
 
 
 @dataclass
@@ -147,19 +181,24 @@ def home_from_env(home: str | os.PathLike[str] | None = None) -> Path:
 def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if env is None else env)
     settings = Settings(home=home_from_env(home) if env is None else _home_in(home, environ))
+    if settings.home.exists() and not settings.home.is_dir():
+        raise ConfigError(f"the home {settings.home} is a file, not a folder", code="home_not_a_folder",
+                          hint="point --home / JS2MAIL_HOME at a folder (js2mail init creates it)")
     config_path = Path(environ["JS2MAIL_CONFIG"]) if environ.get("JS2MAIL_CONFIG") else settings.home / "config.toml"
     if config_path.exists():
+        if not config_path.is_file():
+            raise ConfigError(f"the config file {config_path} is not a file (a folder?)", code="config_invalid",
+                              hint="JS2MAIL_CONFIG / <home>/config.toml must name a TOML file")
         try:
             data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot be read: {exc.strerror or exc}", code="config_invalid") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{config_path}: not valid TOML: {exc}", code="config_invalid") from exc
         _apply_table(settings, data, str(config_path))
     elif environ.get("JS2MAIL_CONFIG"):
         raise ConfigError(f"JS2MAIL_CONFIG names {config_path}, which does not exist", code="config_missing")
     _apply_env(settings, environ)
-    if not 1 <= settings.server.port <= 65535:
-        raise ConfigError(f"server.port {settings.server.port} is not a port (1-65535): check [server] port in "
-                          f"{config_path} and JS2MAIL_SERVER_PORT", code="config_invalid")
     return settings
 
 
@@ -211,34 +250,85 @@ def _leaves(obj: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
 
 
 def _coerce(value: Any, hint: Any, name: str, where: str) -> Any:
+    """`value` as the type `hint`, within the setting's range or choices, else one ConfigError that names
+    the file or variable, the key, the value and what is allowed."""
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         hint = next(a for a in get_args(hint) if a is not type(None))
         origin = get_origin(hint)
-    try:
-        if origin is list:
-            (item,) = get_args(hint)
-            if not isinstance(value, list):
-                raise TypeError("expected a list")
-            return [_coerce(v, item, name, where) for v in value]
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                return value.lower() in ("1", "true", "yes", "on")
-            raise TypeError("expected true or false")
-        if hint is int:
-            if isinstance(value, bool):
-                raise TypeError("expected an integer")
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise TypeError("expected a number")
-            return float(value)
-        if hint is str:
-            if not isinstance(value, str):
-                raise TypeError("expected a string")
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list):
+            raise _invalid(where, name, value, f"a list, each {_describe(item, name)}")
+        if name in RANGES and not value:
+            raise _invalid(where, name, value, f"a non-empty list, each {_describe(item, name)}")
+        if len(value) > MAX_LIST_ITEMS:
+            raise _invalid(where, name, value, f"at most {MAX_LIST_ITEMS} items")
+        return [_coerce(v, item, name, where) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
             return value
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: setting {name!r}: {exc}", code="config_invalid") from exc
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise _invalid(where, name, value, "true or false")
+    if hint in (int, float):
+        number = _number(value, integer=hint is int)
+        low, high = RANGES.get(name, (0, math.inf))
+        if number is None or not (low <= number <= high):
+            raise _invalid(where, name, value, _describe(hint, name))
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise _invalid(where, name, value, "a string")
+        if name in CHOICES:
+            upper = value.upper()
+            if upper not in CHOICES[name]:
+                raise _invalid(where, name, value, _describe(hint, name))
+            return upper
+        return value
     return value
+
+
+def _number(value: Any, *, integer: bool) -> float | int | None:
+    """An int or a finite float from TOML (int/float) or the environment (str); None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip()) if integer else float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, float) and integer:
+        return int(value) if value.is_integer() else None
+    if isinstance(value, int):
+        return value if integer else float(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return None
+
+
+def _describe(hint: Any, name: str) -> str:
+    if name in CHOICES:
+        return "one of " + ", ".join(CHOICES[name])
+    kind = {int: "an integer", float: "a number"}.get(hint, "a string")
+    if hint in (int, float):
+        low, high = RANGES.get(name, (0, math.inf))
+        return f"{kind} from {_plain(low)} to {_plain(high)}" if math.isfinite(high) else f"{kind} >= {_plain(low)}"
+    return kind
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _invalid(where: str, name: str, value: Any, allowed: str) -> ConfigError:
+    shown = value if isinstance(value, str) else _toml_text(value)
+    return ConfigError(f"{where}: {name} = {shown!s:.80} is not allowed: must be {allowed}", code="config_invalid")
+
+
+def _toml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return repr(value) if not isinstance(value, (list, dict)) else str(value)

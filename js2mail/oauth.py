@@ -24,7 +24,7 @@ import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -92,6 +92,7 @@ class MicrosoftGrant:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _ReceiverServer
+    timeout = 30  # seconds an idle connection may hold its thread; it never holds up other requests
 
     def do_GET(self) -> None:
         self._answer(dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True)))
@@ -105,6 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, params: dict[str, str]) -> None:
         if "code" not in params and "error" not in params:  # favicon, a reload, a port probe
             self._reply(404, "js2mail is waiting for the sign-in redirect on this port.")
+            return
+        if not self.server.receiver.expects(params.get("state", "")):  # forged, or a stale tab
+            self._reply(400, "This answer is not for the sign-in js2mail is waiting for; it keeps waiting.")
             return
         self.server.receiver._deliver(params)
         self._reply(200, DONE_PAGE if "code" in params else "Sign-in was not completed; see the terminal.")
@@ -122,40 +126,46 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _ReceiverServer(HTTPServer):
+class _ReceiverServer(ThreadingHTTPServer):
     allow_reuse_address = False  # a busy port must fail here, not silently share the redirect
+    daemon_threads = True
     receiver: LoopbackReceiver
 
 
 class LoopbackReceiver:
-    """A listener on 127.0.0.1 that keeps the first redirect carrying `code` or `error`.
+    """A listener on 127.0.0.1 that keeps the first redirect carrying `code` or `error` *and* the
+    expected `state`; any other answer gets 400 and the listener keeps waiting.
 
-    It runs in a thread so the terminal can prompt (paste the address) while it listens.
+    It serves each connection in its own thread (an idle connection never delays the redirect), and
+    runs in a thread itself so the terminal can prompt (paste the address) while it listens.
     """
 
     def __init__(self, port: int = 0) -> None:
         try:
             self._server = _ReceiverServer(("127.0.0.1", port), _Handler)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             raise OAuthFlowError(
-                f"cannot listen on 127.0.0.1:{port} for the sign-in redirect: {exc.strerror or exc}",
+                f"cannot listen on 127.0.0.1:{port} for the sign-in redirect: {getattr(exc, 'strerror', None) or exc}",
                 code="oauth_port_unavailable",
                 hint="Choose another --port, or 0 for any free port.",
             ) from exc
         self._server.receiver = self
-        self._server.timeout = 0.2
         self._result: dict[str, str] | None = None
+        self._state: str | None = None
         self._event = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="js2mail-oauth-loopback", daemon=True)
-        self._stopping = False
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="js2mail-oauth-loopback", daemon=True)
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def _serve(self) -> None:
-        while not self._stopping:
-            self._server.handle_request()
+    def expect_state(self, state: str) -> None:
+        """The `state` of the authorization request; only a redirect carrying it is accepted."""
+        self._state = state
+
+    def expects(self, state: str) -> bool:
+        return self._state is not None and hmac.compare_digest(state.encode(), self._state.encode())
 
     def _deliver(self, params: dict[str, str]) -> None:
         if self._result is None:
@@ -171,7 +181,7 @@ class LoopbackReceiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stopping = True
+        self._server.shutdown()
         self._thread.join(timeout=2)
         self._server.server_close()
 
@@ -325,6 +335,7 @@ def connect_gmail(
         flow.redirect_uri = f"http://127.0.0.1:{receiver.port}/"
         # prompt=consent makes Google issue a refresh token even when the user consented before.
         auth_url, state = flow.authorization_url(access_type="offline", prompt="consent")
+        receiver.expect_state(state)
         echo(f"Open this address in a browser signed in to the Gmail account:\n\n  {auth_url}\n")
         if _open(auth_url, open_browser, browser):
             echo(f"Waiting up to {int(timeout)} s for the browser to return to port {receiver.port} ...")
@@ -479,6 +490,7 @@ def _interactive_flow(
             response_mode="form_post",
         )
         auth_uri = str(flow["auth_uri"])
+        receiver.expect_state(str(flow["state"]))
         echo(f"Open this address in a browser and sign in to the Microsoft 365 mailbox:\n\n  {auth_uri}\n")
         if not _open(auth_uri, open_browser, browser):
             echo(

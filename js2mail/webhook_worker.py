@@ -91,6 +91,8 @@ class WebhookWorker:
             headers = webhooks.delivery_headers(body=body, event_type=d["event_type"], delivery_id=d["id"],
                                                 secrets=secrets, now=self.ctx.clock.now())
             result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout, client=self._client())
+            log.info("webhook %s %s to %s (attempt %d): %s", d["event_type"], d["id"], target.host, attempt,
+                     "delivered" if result.delivered else result.error)  # the host only: paths carry tokens
             now = self.ctx.clock.now()
             if result.delivered:
                 await store.write(rows.record_attempt, d["id"], status="delivered", attempts=attempt, now=now,

@@ -134,4 +134,4 @@ def test_an_unknown_log_format_or_level_is_one_clear_line(home: Path) -> None:
     bad_format = run_cli("serve", "--log-format", "xml")
     assert bad_format.code == 1 and bad_format.err == "Error: unknown log format 'xml': choose text or json\n"
     bad_level = run_cli("serve", "--log-level", "loud")
-    assert bad_level.code == 1 and bad_level.err.startswith("Error: unknown log level 'loud'")
+    assert bad_level.code == 1 and bad_level.err.startswith("Error: --log-level 'loud' is not allowed")

@@ -112,6 +112,36 @@ async def test_gmail_browser_flow_end_to_end(google: FakeGoogle, secrets_file: s
     assert google.sent[-1].email["Subject"] == "connected"
 
 
+def _forge_then_idle(port: int, method: str = "GET") -> socket.socket:
+    """An idle connection left open, then a forged redirect with a wrong state: answered 400 at once."""
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+    answer = {"code": "attacker", "state": "wrong"}
+    url = f"http://127.0.0.1:{port}/"
+    forged = httpx.get(url, params=answer, timeout=5) if method == "GET" else httpx.post(url, data=answer, timeout=5)
+    assert forged.status_code == 400 and "keeps waiting" in forged.text
+    return idle
+
+
+def test_gmail_forged_redirect_and_idle_connection_do_not_stop_the_real_one(
+        google: FakeGoogle, secrets_file: str) -> None:
+    held: list[socket.socket] = []
+
+    def browser(url: str) -> bool:
+        port = int(urlsplit(query(url)["redirect_uri"][0]).port or 0)
+        held.append(_forge_then_idle(port))
+        landed = browse(url)  # the real redirect still lands while the idle connection stays open
+        assert landed.status_code == 200 and "js2mail received the authorization" in landed.text
+        return True
+
+    try:
+        grant = connect_gmail(secrets_file, config=google.config, echo=lambda s: None, browser=browser, timeout=20)
+    finally:
+        for sock in held:
+            sock.close()
+    assert grant.refresh_token in google.refresh_tokens
+    assert [r.get("code") != "attacker" for r in google.token_requests] == [True]  # one exchange, the real code
+
+
 def test_gmail_paste_the_redirected_address(google: FakeGoogle, secrets_file: str) -> None:
     term = Terminal()
 
@@ -319,6 +349,24 @@ def test_microsoft_interactive_flow(ms: FakeMicrosoft) -> None:
     assert params["response_mode"] == ["form_post"] and params["code_challenge_method"] == ["S256"]
     assert params["redirect_uri"][0].startswith("http://localhost:")
     assert grant.address == ms.username and grant.authority.endswith("/organizations")
+
+
+def test_microsoft_forged_form_post_and_idle_connection_do_not_stop_the_real_one(ms: FakeMicrosoft) -> None:
+    held: list[socket.socket] = []
+
+    def browser(url: str) -> bool:
+        port = int(urlsplit(query(url)["redirect_uri"][0]).port or 0)
+        held.append(_forge_then_idle(port, "POST"))
+        assert browse_form_post(url).status_code == 200
+        return True
+
+    try:
+        grant = connect_microsoft(ms.client_id, tenant="organizations", config=ms.config, echo=lambda s: None,
+                                  browser=browser, timeout=20)
+    finally:
+        for sock in held:
+            sock.close()
+    assert grant.address == ms.username
 
 
 def test_microsoft_device_code_declined(ms: FakeMicrosoft) -> None:

@@ -78,7 +78,7 @@ def test_mailbox_commands_find_the_address_without_workspace(home: Path) -> None
     assert run_cli("mailboxes", "set-default", "shop@example.com", "--app", "blog", "--json").code == 0
     listed = run_cli("mailboxes", "list", "--json").json()
     assert listed[0]["defaultFor"] == ["blog", "shop"]
-    result = run_cli("mailboxes", "add", "smtp", "-w", "other", "--address", "shop@example.com", "--host", "h",
+    result = run_cli("mailboxes", "add", "smtp", "-w", "other", "--address", "shop@example.com", "--host", "127.0.0.1",
                      "--port", "25", "--security", "none", "--no-auth")
     assert result.code == 0
     ambiguous = run_cli("mailboxes", "remove", "shop@example.com")
@@ -98,7 +98,7 @@ def test_catalog_version_moves_on_keys_mailboxes_and_cascading_delete(home: Path
     assert version() == start + 1
     assert run_cli("keys", "revoke", key["prefix"]).code == 0
     assert version() == start + 2
-    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "shop@example.com", "--host", "h",
+    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "shop@example.com", "--host", "127.0.0.1",
                    "--port", "25", "--security", "none", "--no-auth").code == 0
     assert version() > start + 2  # cached mailbox resolutions must be dropped too
     before = version()
@@ -147,8 +147,8 @@ def test_export_holds_every_table_and_column_kept_about_the_workspace(home: Path
                " WHERE address = 'shop@example.com'")
     db.commit()
     # another workspace's data must stay out of this export
-    assert run_cli("mailboxes", "add", "smtp", "-w", "elsewhere", "--address", "x@elsewhere.example", "--host", "h",
-                   "--port", "25", "--security", "none", "--no-auth").code == 0
+    assert run_cli("mailboxes", "add", "smtp", "-w", "elsewhere", "--address", "x@elsewhere.example",
+                   "--host", "127.0.0.1", "--port", "25", "--security", "none", "--no-auth").code == 0
 
     result = run_cli("data", "export", "-w", "acme")
     assert result.code == 0, result.err

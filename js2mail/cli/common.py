@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,39 @@ AppOpt = Annotated[str, typer.Option("--app", "-a", help="Application slug (crea
 ExistingWorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug (must exist).")]
 WorkspaceFilter = Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")]
 AppFilter = Annotated[str | None, typer.Option("--app", "-a", help="Only this application.")]
+
+
+def in_range(option: str, low: float, high: float) -> Callable[[Any], Any]:
+    """A typer callback for a numeric option: finite and from `low` to `high` (unset passes), else one
+    clear line (exit 1) before the command runs. click lets nan, inf and 1e400 through a float option."""
+
+    def check(value: Any) -> Any:
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            from js2mail.errors import ValidationError
+
+            raise ValidationError(f"{option} {value} is not allowed: must be a number from {_plain(low)} to "
+                                  f"{_plain(high)}", code="invalid_option")
+        return value
+
+    return check
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def one_of(option: str, choices: Sequence[str]) -> Callable[[str], str]:
+    """A typer callback for a word option: one of `choices` (case-insensitive), else one clear line."""
+
+    def check(value: str) -> str:
+        if value.lower() not in choices:
+            from js2mail.errors import ValidationError
+
+            raise ValidationError(f"{option} {value!r} is not allowed: must be one of {', '.join(choices)}",
+                                  code="invalid_option")
+        return value.lower()
+
+    return check
 
 
 class State:

@@ -82,8 +82,8 @@ def rotate(
     """Issue a new key with the same scope and revoke the old one (now, or after --grace)."""
     from js2mail.service import keys
 
+    seconds = keys.parse_duration(grace)
     with common.open_context() as ctx:
-        seconds = keys.parse_duration(grace)
         created = keys.rotate_key(ctx, prefix, seconds)
 
     def human() -> None:

@@ -9,6 +9,7 @@ import typer
 
 from js2mail.cli import common
 from js2mail.cli.common import JsonOpt, WorkspaceFilter, WorkspaceOpt
+from js2mail.limits import MAX_DAILY_QUOTA
 
 app = typer.Typer(help="Connect and manage the mailboxes mail is sent through.", no_args_is_help=True)
 add_app = typer.Typer(help="Connect a mailbox.", no_args_is_help=True)
@@ -16,7 +17,8 @@ app.add_typer(add_app, name="add")
 
 AddressArg = Annotated[str, typer.Argument(help="The mailbox's email address.")]
 AppOption = Annotated[str | None, typer.Option("--app", "-a", help="Make it this application's default mailbox.")]
-QuotaOpt = Annotated[int | None, typer.Option("--daily-quota", help="Sends per UTC day before deferring.")]
+QuotaOpt = Annotated[int | None, typer.Option("--daily-quota", help="Sends per UTC day before deferring.",
+                                              callback=common.in_range("--daily-quota", 1, MAX_DAILY_QUOTA))]
 
 
 def _show(info: dict[str, object], as_json: bool, verb: str) -> None:
@@ -28,11 +30,16 @@ def add_smtp(
     workspace: WorkspaceOpt,
     address: Annotated[str, typer.Option("--address", help="The From address of this mailbox.")],
     host: Annotated[str, typer.Option("--host", help="SMTP server host.")],
-    port: Annotated[int, typer.Option("--port", help="SMTP server port (587 starttls, 465 tls).")] = 587,
+    port: Annotated[int, typer.Option("--port", help="SMTP server port (587 starttls, 465 tls).",
+                                      callback=common.in_range("--port", 1, 65535))] = 587,
     username: Annotated[str | None, typer.Option("--username", help="Login (default: the address).")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="The server needs no login.")] = False,
-    security: Annotated[str, typer.Option("--security", help="starttls, tls or none.")] = "starttls",
+    security: Annotated[str, typer.Option("--security", help="starttls, tls or none (none: a relay on loopback).")
+                        ] = "starttls",
+    insecure_allow_plaintext: Annotated[bool, typer.Option(
+        "--insecure-allow-plaintext",
+        help="Allow --security none to a host that is not loopback (mail and password travel unencrypted).")] = False,
     tls_ca: Annotated[str | None, typer.Option("--tls-ca", help="CA file to trust for this server.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name for From.")] = None,
     application: AppOption = None,
@@ -51,7 +58,7 @@ def add_smtp(
         info = mailboxes.add_smtp(ctx, workspace=workspace, address=address, host=host, port=port,
                                   username=None if no_auth else (username or address), password=password,
                                   security=security, tls_ca=tls_ca, display_name=name, daily_quota=daily_quota,
-                                  app=application)
+                                  app=application, insecure_allow_plaintext=insecure_allow_plaintext)
     _show(info, as_json, "Connected")
 
 
@@ -61,15 +68,17 @@ def add_gmail(
     client_secrets: Annotated[str, typer.Option("--client-secrets", help="Google OAuth client JSON (Desktop app).")],
     address: Annotated[str | None, typer.Option("--address", help="The Gmail address (asked for when missing).")] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Don't open a browser; print the URL.")] = False,
-    port: Annotated[int, typer.Option("--port", help="Loopback port for the redirect (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option("--port", help="Loopback port for the redirect (0: any free port).",
+                                      callback=common.in_range("--port", 0, 65535))] = 0,
     name: Annotated[str | None, typer.Option("--name", help="Display name for From.")] = None,
     application: AppOption = None,
     daily_quota: QuotaOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Connect a Gmail / Google Workspace mailbox (scope gmail.send only)."""
-    from js2mail.service import oauth_mailboxes
+    from js2mail.service import mailboxes, oauth_mailboxes
 
+    mailboxes.check_mailbox_fields(name, daily_quota)  # before the sign-in, not after it
     if not address:
         address = typer.prompt("Gmail address to send as")
     with common.open_context() as ctx:
@@ -94,8 +103,9 @@ def add_microsoft(
     as_json: JsonOpt = False,
 ) -> None:
     """Connect a Microsoft 365 mailbox (Mail.Send + offline_access)."""
-    from js2mail.service import oauth_mailboxes
+    from js2mail.service import mailboxes, oauth_mailboxes
 
+    mailboxes.check_mailbox_fields(name, daily_quota)  # before the sign-in, not after it
     with common.open_context() as ctx:
         info = oauth_mailboxes.connect_microsoft(ctx, workspace=workspace, client_id=client_id, tenant=tenant,
                                                  device_code=device_code, address=address, display_name=name,

@@ -29,7 +29,8 @@ def list_(
     workspace: WorkspaceFilter = None,
     application: AppFilter = None,
     status: Annotated[str | None, typer.Option("--status", help="queued, sending, retrying, sent, failed, cancelled")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).",
+                                       callback=common.in_range("--limit", 1, 100))] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -84,8 +85,10 @@ def tail(
     application: AppFilter = None,
     since: Annotated[str | None, typer.Option(
         "--since", help="Start this long ago (30s, 15m, 2h, 7d) instead of now.")] = None,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 1.0,
-    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds.")] = None,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls (0.1-3600).",
+                                            callback=common.in_range("--interval", 0.1, 3600))] = 1.0,
+    duration: Annotated[float | None, typer.Option("--for", help="Stop after this many seconds (up to a year).",
+                                                   callback=common.in_range("--for", 0, 365 * 86400))] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Follow the send log from now (or --since): one line per message each time it is queued,

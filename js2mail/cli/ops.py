@@ -21,7 +21,7 @@ def dns_check(
     domain: Annotated[str, typer.Argument(help="The domain you send from.")],
     provider: Annotated[str | None, typer.Option("--provider", help="gmail, microsoft or smtp.")] = None,
     selector: Annotated[list[str] | None, typer.Option("--selector", help="DKIM selector (repeatable).")] = None,
-    nameserver: Annotated[str | None, typer.Option("--nameserver", help="Ask this server (IP[:port]).")] = None,
+    nameserver: Annotated[str | None, typer.Option("--nameserver", help="Ask this server (IPv4[:port]).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds for the whole check.")] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -9,12 +9,15 @@ import typer
 from js2mail.cli import common
 from js2mail.cli.listen import port_range
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Bind address (default [server] host).")] = None,
     port: Annotated[int | None, typer.Option("--port", callback=port_range,
                                              help="Port (default [server] port, 8025).")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.",
+                                           callback=common.one_of("--log-level", LOG_LEVELS))] = "info",
     log_format: Annotated[str, typer.Option("--log-format", help="text, or json (one object per line).")] = "text",
 ) -> None:
     """Run the API server and the delivery scheduler."""

@@ -98,8 +98,9 @@ def rotate_secret(
     from js2mail.service import webhooks
     from js2mail.service.keys import parse_duration
 
+    seconds = parse_duration(grace)
     with common.open_context() as ctx:
-        info = webhooks.rotate_secret(ctx, endpoint_id, parse_duration(grace))
+        info = webhooks.rotate_secret(ctx, endpoint_id, seconds)
 
     def human() -> None:
         typer.echo(info["secret"])

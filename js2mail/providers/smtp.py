@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from js2mail.errors import ProviderError
+from js2mail.loopback import is_loopback_ip, resolves_only_to_loopback_async
 from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, RecipientsRefused, Refused, SendResult
 from js2mail.redact import redact
@@ -38,6 +39,7 @@ class SmtpSettings:
     security: str  # "starttls" | "tls" | "none"
     tls_ca: str | None = None
     timeout: float = 30.0
+    insecure_allow_plaintext: bool = False  # security "none" to a host that is not loopback
 
 
 def _tls_failure(exc: BaseException) -> bool:
@@ -83,6 +85,11 @@ def classify_smtp_error(exc: BaseException) -> ProviderError:
     return ProviderError(f"unexpected SMTP failure: {type(exc).__name__}: {exc}", code="smtp_error", retryable=True)
 
 
+def _plaintext_refused(host: str) -> ProviderError:
+    return ProviderError(f"refusing to send the SMTP password unencrypted to {host}, which is not loopback",
+                         code="smtp_plaintext_auth_refused", retryable=False)
+
+
 class SmtpProvider:
     kind = "smtp"
 
@@ -108,6 +115,9 @@ class SmtpProvider:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
+        plain_auth = s.security == "none" and bool(s.username) and not s.insecure_allow_plaintext
+        if plain_auth and not await resolves_only_to_loopback_async(s.host, s.port):
+            raise _plaintext_refused(s.host)
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout,
             use_tls=s.security == "tls", start_tls=s.security == "starttls",
@@ -115,6 +125,8 @@ class SmtpProvider:
         )
         try:
             await client.connect()
+            if plain_auth and not is_loopback_ip(str((client.get_transport_info("peername") or ("",))[0])):
+                raise _plaintext_refused(s.host)
             if s.username:
                 await client.login(s.username, s.password or "")
             elif client.is_ehlo_or_helo_needed:  # learn the extensions (SIZE, SMTPUTF8) now, as login does

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,19 @@ def _store_for(settings: Settings) -> Store:
     )
 
 
+def _migrate(store: Store, settings: Settings) -> list[str]:
+    """Bring the schema up to date; a file that is not an SQLite database is one clear error."""
+    try:
+        return store.migrate()
+    except sqlite3.OperationalError as exc:
+        store.close()
+        raise ConfigError(f"cannot open the database {settings.db_path}: {exc}", code="database_unavailable") from exc
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise ConfigError(f"{settings.db_path} is not a js2mail database ({exc})", code="database_corrupt",
+                          hint="restore it from a backup, or point --home / database.url elsewhere") from exc
+
+
 def init_home(settings: Settings, *, use_keyring: bool = False, clock: Clock | None = None) -> dict[str, Any]:
     """Create the home, database and master key. Running it again changes nothing and says so."""
     now = (clock or SystemClock()).now()
@@ -65,7 +79,7 @@ def init_home(settings: Settings, *, use_keyring: bool = False, clock: Clock | N
     settings.db_path.parent.mkdir(parents=True, exist_ok=True)
     store = _store_for(settings)
     try:
-        applied = store.migrate()
+        applied = _migrate(store, settings)
         if not db_existed:
             report["created"].append("database")
             os.chmod(settings.db_path, 0o600)
@@ -98,7 +112,7 @@ def open_context(settings: Settings, *, clock: Clock | None = None) -> Context:
         )
     master = crypto.load_master_key(settings.home)
     store = _store_for(settings)
-    store.migrate()
+    _migrate(store, settings)
 
     def load_keys() -> dict[int, bytes]:
         wrapped = store.read(datakeys.all_wrapped)

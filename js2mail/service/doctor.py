@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from js2mail.config import Settings
@@ -26,14 +27,20 @@ def run_checks(settings: Settings, *, dns: bool, now: float, key_max_age_days: i
         checks.append({"check": "key age", "status": "warn" if age > key_max_age_days else "ok",
                        "detail": f"active data key is {age:.0f} days old"
                                  + (" — run `js2mail crypto rotate`" if age > key_max_age_days else "")})
-        mailboxes = ctx.store.read(lambda c: c.execute("SELECT address, provider, status, status_detail FROM mailboxes")
-                                   .fetchall())
+        mailboxes = ctx.store.read(lambda c: c.execute(
+            "SELECT address, provider, status, status_detail, settings FROM mailboxes").fetchall())
         if not mailboxes:
             checks.append({"check": "mailboxes", "status": "warn", "detail": "none connected: js2mail mailboxes add"})
         for m in mailboxes:
             bad = m["status"] != "active"
-            checks.append({"check": f"mailbox {m['address']}", "status": "fail" if bad else "ok",
-                           "detail": f"{m['provider']}, {m['status']}" + (f": {m['status_detail']}" if bad else "")})
+            check = {"check": f"mailbox {m['address']}", "status": "fail" if bad else "ok",
+                     "detail": f"{m['provider']}, {m['status']}" + (f": {m['status_detail']}" if bad else "")}
+            plaintext = json.loads(m["settings"] or "{}").get("insecure_allow_plaintext")
+            if plaintext:
+                check["detail"] += (" — --insecure-allow-plaintext: mail and password travel unencrypted to "
+                                    f"{json.loads(m['settings'])['host']}")
+                check["status"] = "fail" if bad else "warn"
+            checks.append(check)
         for e in ctx.store.read(health.failing_endpoints):
             checks.append({"check": f"webhook {e['id']}", "status": "fail" if e["status"] != "active" else "warn",
                            "detail": f"{e['url']}: {e['status']}, {e['consecutive_failures']} failed attempt(s) in a "

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import math
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from js2mail import apikeys
-from js2mail.errors import NotFound
+from js2mail.errors import NotFound, ValidationError
 from js2mail.models import Principal, Scope, iso, new_id
 from js2mail.service import Context, check_slug
 from js2mail.service.catalog import catalog_of
@@ -112,6 +113,7 @@ def revoke_key(ctx: Context, prefix: str) -> dict[str, Any]:
 
 def rotate_key(ctx: Context, prefix: str, grace_seconds: float = 0.0) -> CreatedKey:
     """A new key with the same scope; the old one is revoked now, or when the grace period ends."""
+    grace_seconds = check_grace(grace_seconds)
     bare = _normalize_prefix(prefix)
     old = ctx.store.read(key_rows.by_prefix, bare)
     now = ctx.clock.now()
@@ -121,7 +123,7 @@ def rotate_key(ctx: Context, prefix: str, grace_seconds: float = 0.0) -> Created
         raise NotFound(f"API key {bare!r} is already revoked", code="key_revoked")
     created = create_key(ctx, old["workspace"], old["application"], old["name"])
     new_prefix = created.info["prefix"]
-    ctx.store.write_sync(key_rows.revoke, bare, now + max(0.0, grace_seconds), new_prefix)
+    ctx.store.write_sync(key_rows.revoke, bare, now + grace_seconds, new_prefix)
     catalog_of(ctx).changed()
     return created
 
@@ -162,16 +164,25 @@ def _lookup(ctx: Context, prefix: str) -> sqlite3.Row | None:
     return catalog_of(ctx).fresh().key(prefix)
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '15m', '24h', '7d' or plain seconds."""
-    from js2mail.errors import ValidationError
+MAX_GRACE = 365 * 86400.0  # a key or secret kept alive longer than a year after rotation is a mistake
+_DURATION_HELP = "a duration from 0 to 365d, like 90s, 30m, 24h or 7d"
 
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '24h', '7d' or plain seconds: finite, from 0 to MAX_GRACE."""
     value = text.strip().lower()
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
-        raise ValidationError(f"{text!r} is not a duration like 30m, 24h or 7d", code="invalid_duration") from None
-    if seconds < 0 or seconds != seconds:
-        raise ValidationError(f"{text!r} is not a duration like 30m, 24h or 7d", code="invalid_duration")
-    return seconds
+        raise ValidationError(f"{text!r} is not {_DURATION_HELP}", code="invalid_duration") from None
+    return check_grace(seconds, shown=text)
+
+
+def check_grace(seconds: float, *, shown: str | None = None) -> float:
+    """A grace period, checked before anything is written: finite and from 0 to MAX_GRACE seconds."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not (
+            math.isfinite(seconds) and 0 <= seconds <= MAX_GRACE):
+        raise ValidationError(f"{shown if shown is not None else seconds!r} is not {_DURATION_HELP}",
+                              code="invalid_duration")
+    return float(seconds)

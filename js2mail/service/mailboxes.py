@@ -8,6 +8,9 @@ import sqlite3
 from typing import Any
 
 from js2mail.errors import Conflict, NotFound, ValidationError
+from js2mail.limits import MAX_DAILY_QUOTA, MAX_DISPLAY_NAME
+from js2mail.loopback import resolves_only_to_loopback
+from js2mail.mail import has_control
 from js2mail.models import iso, new_id
 from js2mail.providers.base import Provider
 from js2mail.service import Context
@@ -28,10 +31,21 @@ def _check_address(address: str) -> str:
         raise ValidationError(f"{address!r} is not a valid email address: {exc}", code="invalid_address") from None
 
 
+def check_mailbox_fields(display_name: str | None, daily_quota: int | None) -> None:
+    """What every way of connecting a mailbox accepts as its From display name and daily quota."""
+    if display_name is not None and (has_control(display_name) or len(display_name) > MAX_DISPLAY_NAME):
+        raise ValidationError(f"the display name must be at most {MAX_DISPLAY_NAME} characters without control "
+                              "characters (no line breaks)", code="invalid_display_name")
+    if daily_quota is not None and (isinstance(daily_quota, bool) or not isinstance(daily_quota, int)
+                                    or not 1 <= daily_quota <= MAX_DAILY_QUOTA):
+        raise ValidationError(f"the daily quota must be a whole number from 1 to {MAX_DAILY_QUOTA}",
+                              code="invalid_daily_quota")
+
+
 def mailbox_info(row: sqlite3.Row, default_for: list[str] | None = None) -> dict[str, Any]:
     settings = json.loads(row["settings"])
     public = {k: v for k, v in settings.items() if k in ("host", "port", "username", "security", "tls_ca", "tenant",
-                                                           "client_id", "smtputf8")}
+                                                           "client_id", "insecure_allow_plaintext", "smtputf8")}
     return {
         "id": row["id"],
         "address": row["address"],
@@ -59,6 +73,7 @@ def add_mailbox(
     app: str | None = None,
 ) -> dict[str, Any]:
     """Store a mailbox with its secret sealed; the first mailbox of a workspace becomes the default of `app`."""
+    check_mailbox_fields(display_name, daily_quota)
     address = _check_address(address)
     scope_app = app or "default"
     scope = ensure_scope(ctx, workspace, scope_app)
@@ -97,11 +112,23 @@ def add_smtp(
     display_name: str | None = None,
     daily_quota: int | None = None,
     app: str | None = None,
+    insecure_allow_plaintext: bool = False,
 ) -> dict[str, Any]:
+    """Connect an SMTP mailbox. `security="none"` is for a relay on loopback: any other host needs
+    `insecure_allow_plaintext` (stored on the mailbox; `js2mail doctor` warns about it)."""
     if security not in SECURITY_MODES:
         raise ValidationError(f"--security must be one of {', '.join(SECURITY_MODES)}", code="invalid_security")
     if not host or not (0 < port < 65536):
         raise ValidationError("--host and a --port between 1 and 65535 are required", code="invalid_server")
+    if username is not None and not password:
+        raise ValidationError(f"an empty password for {username} is not accepted", code="password_required",
+                              hint="give the mailbox's password, or --no-auth for a server that needs no login")
+    check_mailbox_fields(display_name, daily_quota)
+    if security == "none" and not insecure_allow_plaintext and not resolves_only_to_loopback(host, port):
+        raise ValidationError(
+            f"--security none sends mail{' and the password' if username else ''} unencrypted, and {host} is not "
+            "(only) a loopback address", code="plaintext_not_loopback",
+            hint="use --security starttls or tls; or, on a network you trust, add --insecure-allow-plaintext")
     if tls_ca is not None:
         from pathlib import Path
 
@@ -109,7 +136,10 @@ def add_smtp(
         if not ca.is_file():
             raise ValidationError(f"--tls-ca {tls_ca}: no such file", code="invalid_tls_ca")
         tls_ca = str(ca.resolve())
-    settings = {"host": host, "port": port, "username": username, "security": security, "tls_ca": tls_ca}
+    settings: dict[str, Any] = {"host": host, "port": port, "username": username, "security": security,
+                                "tls_ca": tls_ca}
+    if security == "none" and insecure_allow_plaintext:
+        settings["insecure_allow_plaintext"] = True
     return add_mailbox(ctx, workspace=workspace, provider="smtp", address=address, settings=settings,
                        secret=password.encode() if password else None, display_name=display_name,
                        daily_quota=daily_quota, app=app)
@@ -189,7 +219,8 @@ def build_provider(ctx: Context, row: sqlite3.Row) -> Provider:
         return SmtpProvider(
             SmtpSettings(host=settings["host"], port=int(settings["port"]), username=settings.get("username"),
                          password=password.decode() if password else None, security=settings["security"],
-                         tls_ca=settings.get("tls_ca"), timeout=ctx.settings.dispatch.send_timeout),
+                         tls_ca=settings.get("tls_ca"), timeout=ctx.settings.dispatch.send_timeout,
+                         insecure_allow_plaintext=bool(settings.get("insecure_allow_plaintext"))),
             connections=ctx.settings.dispatch.concurrency_per_mailbox,
         )
     from js2mail.service import oauth_mailboxes

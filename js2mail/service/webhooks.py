@@ -11,7 +11,7 @@ from js2mail import webhooks
 from js2mail.errors import NotFound, ValidationError
 from js2mail.models import iso, new_id
 from js2mail.service import Context
-from js2mail.service.keys import ensure_scope
+from js2mail.service.keys import check_grace, ensure_scope
 from js2mail.store import webhooks as rows
 
 
@@ -81,6 +81,7 @@ def remove_endpoint(ctx: Context, endpoint_id: str) -> dict[str, Any]:
 
 
 def rotate_secret(ctx: Context, endpoint_id: str, grace_seconds: float) -> dict[str, Any]:
+    grace_seconds = check_grace(grace_seconds)
     find(ctx, endpoint_id)
     secret = webhooks.new_secret()
     sealed = ctx.sealer.seal(secret.encode(), table="webhook_endpoints", column="secret", row_id=endpoint_id)
