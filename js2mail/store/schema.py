@@ -236,6 +236,20 @@ def m005_catalog_version(db: Database) -> None:
     )
 
 
+
+@core()
+def m010_lanes(db: Database) -> None:
+    """Per-lane claims (store.messages/webhooks.claim_due) look up each mailbox's or endpoint's
+    earliest due work: one index probe per lane instead of a scan of everything due."""
+    _run(
+        db,
+        """
+        CREATE INDEX messages_lane_due ON messages (mailbox_id, next_attempt_at) WHERE status IN ('queued', 'retrying');
+        CREATE INDEX webhook_deliveries_lane_due ON webhook_deliveries (endpoint_id, next_attempt_at)
+            WHERE status = 'pending'
+        """,
+    )
+
 MIGRATION_SETS = [core]
 
 
