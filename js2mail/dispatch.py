@@ -130,7 +130,7 @@ class Dispatcher:
                               f"daily quota of {quota} reached; deferred to the next window", clock.now())
             return
         try:
-            result = await self._send(provider, mailbox, msg_id)
+            result = await self._send_in_lane(provider, mailbox, row)
         except ProviderError as exc:
             if quota:
                 await store.write(rows.release_quota, mailbox["id"], day)
@@ -140,6 +140,12 @@ class Dispatcher:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
             return
         await store.write(rows.record_sent, msg_id, self.worker, attempt, result.response, clock.now())
+
+    async def _send_in_lane(self, provider: Provider, mailbox: sqlite3.Row, row: sqlite3.Row) -> SendResult | None:
+        try:
+            return await self._send(provider, mailbox, row["id"])
+        finally:
+            self.lanes.release(row)  # the connection is free: the lane claims its next while this outcome is written
 
     async def _send(self, provider: Provider, mailbox: sqlite3.Row, msg_id: str) -> SendResult | None:
         """One attempt; every failure comes back as a classified ProviderError."""

@@ -29,16 +29,17 @@ class Lanes(Generic[T]):
         self._lane_of = lane_of
         self._work = work
         self.total = max(1, total)
-        self.busy: dict[str, int] = {}  # items in flight per lane (lanes with none are absent)
+        self.busy: dict[str, int] = {}  # slots held per lane (lanes with none are absent)
         self.started = 0
         self.stopping = False
-        self._running: set[asyncio.Task[None]] = set()
+        self._held: dict[int, str] = {}  # id(item) -> its lane, while it holds a slot
+        self._running: set[asyncio.Task[None]] = set()  # items' tasks, until their last write is done
         self._pump: asyncio.Task[None] | None = None
         self._again = False
 
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        return len(self._held)
 
     def kick(self) -> None:
         """Claim now (or right after the claim under way): due work starts as soon as it fits."""
@@ -53,7 +54,7 @@ class Lanes(Generic[T]):
     async def _fill(self) -> None:
         while not self.stopping:
             self._again = False
-            room = self.total - len(self._running)
+            room = self.total - len(self._held)
             if room <= 0:
                 return  # the next item to finish kicks again
             try:
@@ -69,22 +70,30 @@ class Lanes(Generic[T]):
     def _start(self, item: T) -> None:
         lane = self._lane_of(item)
         self.busy[lane] = self.busy.get(lane, 0) + 1
+        self._held[id(item)] = lane
         self.started += 1
-        self._running.add(asyncio.get_running_loop().create_task(self._run(lane, item)))
+        task = asyncio.get_running_loop().create_task(self._run(item))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
-    async def _run(self, lane: str, item: T) -> None:
+    def release(self, item: T) -> None:
+        """The item's slot is free (its connection is): claim the lane's next while it records its outcome.
+        Called at the latest when its work returns; again is a no-op."""
+        lane = self._held.pop(id(item), None)
+        if lane is None:
+            return
+        left = self.busy.pop(lane, 1) - 1
+        if left:
+            self.busy[lane] = left
+        self.kick()
+
+    async def _run(self, item: T) -> None:
         try:
             await self._work(item)
         except Exception:  # noqa: BLE001 - one item's bug must not stop its lane
-            log.exception("%s: unexpected error in lane %s", self.name, lane or "-")
+            log.exception("%s: unexpected error in lane %s", self.name, self._held.get(id(item)) or "-")
         finally:
-            left = self.busy.pop(lane, 1) - 1
-            if left:
-                self.busy[lane] = left
-            task = asyncio.current_task()
-            if task is not None:
-                self._running.discard(task)  # before the kick, so the freed slot counts at once
-            self.kick()
+            self.release(item)
 
     def _pending(self) -> set[asyncio.Task[None]]:
         pending = set(self._running)
