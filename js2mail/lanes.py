@@ -48,7 +48,6 @@ class Lanes(Generic[T]):
         if self._pump is not None and not self._pump.done():
             self._again = True
             return
-        self._again = False
         self._pump = asyncio.get_running_loop().create_task(self._fill())
 
     async def _fill(self) -> None:
@@ -91,7 +90,7 @@ class Lanes(Generic[T]):
         try:
             await self._work(item)
         except Exception:  # noqa: BLE001 - one item's bug must not stop its lane
-            log.exception("%s: unexpected error in lane %s", self.name, self._held.get(id(item)) or "-")
+            log.exception("%s: unexpected error in lane %s", self.name, self._lane_of(item) or "-")
         finally:
             self.release(item)
 
