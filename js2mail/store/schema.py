@@ -240,13 +240,16 @@ def m005_catalog_version(db: Database) -> None:
 @core()
 def m010_lanes(db: Database) -> None:
     """Per-lane claims (store.messages/webhooks.claim_due) look up each mailbox's or endpoint's
-    earliest due work: one index probe per lane instead of a scan of everything due."""
+    earliest due work: one index probe per lane. The global due-time indexes served only the old
+    batch claims; dropping them keeps each queue transition's index writes as they were."""
     _run(
         db,
         """
         CREATE INDEX messages_lane_due ON messages (mailbox_id, next_attempt_at) WHERE status IN ('queued', 'retrying');
         CREATE INDEX webhook_deliveries_lane_due ON webhook_deliveries (endpoint_id, next_attempt_at)
-            WHERE status = 'pending'
+            WHERE status = 'pending';
+        DROP INDEX messages_due;
+        DROP INDEX webhook_deliveries_due
         """,
     )
 
