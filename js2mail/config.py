@@ -102,6 +102,7 @@ class WebhooksConfig:
     allowed_hosts: list[str] = field(default_factory=list)
     timeout: float = 10.0
     poll_interval: float = 1.0
+    concurrency_per_endpoint: int = 4  # deliveries in flight per endpoint; a hanging one holds up only itself
 
 
 @dataclass

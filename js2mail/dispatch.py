@@ -1,9 +1,10 @@
 """Due messages → provider → record the attempt → schedule the next one.
 
-Each scan claims a batch with a lease (one UPDATE … RETURNING on the single writer), then sends
-them concurrently: a provider keeps its connections open and bounds its own concurrency
-(`[dispatch] concurrency_per_mailbox`). Every outcome is one write job, so the writer commits many
-outcomes per fsync.
+Each mailbox is a lane (js2mail.lanes): at most `[dispatch] concurrency_per_mailbox` of its messages
+in flight — its provider's connection pool — and at most `batch_size` in flight overall. Messages
+are claimed with a lease (one UPDATE … RETURNING on the single writer) only into free slots, and a
+freed slot is refilled at once, so a slow mailbox never delays another. Every outcome is one write
+job, so the writer commits many outcomes per fsync.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from js2mail import mail, outcomes
 from js2mail.errors import CryptoError, ProviderError
+from js2mail.lanes import Lanes
 from js2mail.models import new_id
 from js2mail.providers.base import OutgoingMessage, Provider, RecipientsRefused, Refused, SendResult
 from js2mail.redact import RedactingFilter, redact
@@ -74,54 +76,39 @@ class Dispatcher:
         self.cfg = ctx.settings.dispatch
         self.providers = providers or ProviderPool(ctx)
         self.worker = new_id("wrk", 12)
-        self.stopping = False
-        self._running = False
-        self._again = False
-        self._task: asyncio.Task[None] | None = None
+        # one lane per mailbox, as wide as its provider's connection pool: a claimed message has a
+        # connection to go to at once, so the send timeout never counts a wait for one
+        self.lanes: Lanes[sqlite3.Row] = Lanes("dispatch", claim=self._claim, lane_of=lambda row: row["mailbox_id"] or "",
+                                               work=lambda row: outcomes.delivery(ctx, row, self._attempt(row)),
+                                               total=self.cfg.batch_size)
+
+    @property
+    def stopping(self) -> bool:
+        return self.lanes.stopping
 
     # scheduling --------------------------------------------------------------------------
     def kick(self) -> None:
-        """Run a scan now (or right after the current one): accepted mail is attempted at once."""
-        if self.stopping:
-            return
-        if self._running:
-            self._again = True
-            return
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.tick())
+        """Claim now (or right after the claim under way): accepted mail is attempted at once."""
+        self.lanes.kick()
 
     async def tick(self) -> None:
-        if self._running:
-            self._again = True
-            return
-        self._running = True
-        try:
-            while not self.stopping:
-                self._again = False
-                claimed = await self.run_once()
-                if not self._again and claimed < self.cfg.batch_size:
-                    break
-        finally:
-            self._running = False
+        """The scheduler's poll: mail that became due (retries, scheduled sends) starts if its lane has room."""
+        self.lanes.kick()
 
     async def drain(self, timeout: float) -> None:
-        self.stopping = True
-        if self._task is not None and not self._task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
-            except TimeoutError:
-                log.warning("dispatch did not finish within %.0fs; leases will be released at start-up", timeout)
-        while self._running:  # a tick started by the scheduler
-            await asyncio.sleep(0.05)
+        if not await self.lanes.drain(timeout):
+            log.warning("dispatch did not finish within %.0fs; leases will be released at start-up", timeout)
 
-    # one scan ----------------------------------------------------------------------------
     async def run_once(self) -> int:
+        """Attempt everything due now, lane by lane, and wait for it; how many attempts started."""
+        return await self.lanes.run_until_idle()
+
+    async def _claim(self, busy: dict[str, int], room: int) -> list[sqlite3.Row]:
         now = self.ctx.clock.now()
-        claimed = await self.ctx.store.write(rows.claim_due, self.worker, now, now + self.cfg.lease_seconds,
-                                             self.cfg.batch_size)
-        if claimed:
-            await asyncio.gather(*(outcomes.delivery(self.ctx, row, self._attempt(row)) for row in claimed))
-        return len(claimed)
+        claimed: list[sqlite3.Row] = await self.ctx.store.write(
+            rows.claim_due, self.worker, now, now + self.cfg.lease_seconds, room,
+            max(1, self.cfg.concurrency_per_mailbox), busy)
+        return claimed
 
     async def _attempt(self, row: sqlite3.Row) -> None:
         store, clock, msg_id = self.ctx.store, self.ctx.clock, row["id"]
@@ -146,7 +133,7 @@ class Dispatcher:
                               f"daily quota of {quota} reached; deferred to the next window", clock.now())
             return
         try:
-            result = await self._send(provider, mailbox, msg_id)
+            result = await self._send_in_lane(provider, mailbox, row)
         except ProviderError as exc:
             if quota:
                 await store.write(rows.release_quota, mailbox["id"], day)
@@ -157,6 +144,12 @@ class Dispatcher:
             return
         await store.write(rows.record_sent, msg_id, self.worker, attempt, redact(result.response), clock.now(),
                           result.refused)
+
+    async def _send_in_lane(self, provider: Provider, mailbox: sqlite3.Row, row: sqlite3.Row) -> SendResult | None:
+        try:
+            return await self._send(provider, mailbox, row["id"])
+        finally:
+            self.lanes.release(row)  # the connection is free: the lane claims its next while this outcome is written
 
     async def _send(self, provider: Provider, mailbox: sqlite3.Row, msg_id: str) -> SendResult | None:
         """One attempt; every failure comes back as a classified ProviderError."""

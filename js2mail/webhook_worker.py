@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from js2mail import outcomes, webhooks
 from js2mail.errors import CryptoError
+from js2mail.lanes import Lanes
 from js2mail.models import new_id
 from js2mail.retry import next_attempt_at
 from js2mail.service import Context
@@ -20,43 +21,48 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger("js2mail.webhooks")
-BATCH = 100
-PARALLEL = 16
+IN_FLIGHT = 64  # deliveries in flight at once, all endpoints together (below httpx's pool of 100)
 
 
 class WebhookWorker:
+    """Each endpoint is a lane (js2mail.lanes): at most `[webhooks] concurrency_per_endpoint` of its
+    deliveries in flight, refilled as soon as one finishes, so a hanging receiver only holds up itself."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.cfg = ctx.settings.webhooks
         self.policy = policy(ctx)
         self.worker = new_id("whw", 12)
-        self.stopping = False
-        self._running = False
-        self._limit = asyncio.Semaphore(PARALLEL)
+        self.lanes: Lanes[sqlite3.Row] = Lanes("webhooks", claim=self._claim, lane_of=lambda d: d["endpoint_id"],
+                                               work=lambda d: outcomes.webhook(ctx, d, self._deliver(d)),
+                                               total=IN_FLIGHT)
+        self._limit = asyncio.Semaphore(IN_FLIGHT)  # the lanes stay under it; a guard for any other caller
         self._http: httpx.AsyncClient | None = None  # one client: one TLS context, pooled connections
 
+    @property
+    def stopping(self) -> bool:
+        return self.lanes.stopping
+
+    def kick(self) -> None:
+        self.lanes.kick()
+
     async def tick(self) -> None:
-        if self._running or self.stopping:
-            return
-        self._running = True
-        try:
-            while not self.stopping:
-                now = self.ctx.clock.now()
-                lease = now + self.cfg.timeout * 3 + 30
-                due = await self.ctx.store.write(rows.claim_due, self.worker, now, lease, BATCH)
-                if not due:
-                    break
-                await asyncio.gather(*(outcomes.webhook(self.ctx, d, self._deliver(d)) for d in due))
-                if len(due) < BATCH:
-                    break
-        finally:
-            self._running = False
+        """The scheduler's poll: due deliveries start if their endpoint's lane has room."""
+        self.lanes.kick()
+
+    async def run_once(self) -> int:
+        """Deliver everything due now and wait for it; how many deliveries started."""
+        return await self.lanes.run_until_idle()
+
+    async def _claim(self, busy: dict[str, int], room: int) -> list[sqlite3.Row]:
+        now = self.ctx.clock.now()
+        lease = now + self.cfg.timeout * 3 + 30
+        claimed: list[sqlite3.Row] = await self.ctx.store.write(
+            rows.claim_due, self.worker, now, lease, room, max(1, self.cfg.concurrency_per_endpoint), busy)
+        return claimed
 
     async def drain(self, timeout: float) -> None:
-        self.stopping = True
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._running and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        await self.lanes.drain(timeout)
         if self._http is not None:
             await self._http.aclose()
             self._http = None

@@ -441,7 +441,7 @@ def test_upgrading_wipes_final_delivery_bodies_redacts_old_logs_and_still_delive
             assert tuple(logged) == ("550 <<redacted>@refused.example> unknown",
                                      "250 ok (refused: <redacted>@refused.example: 550 unknown)")
             async def deliver(worker: WebhookWorker) -> None:
-                await worker.tick()
+                await worker.run_once()
                 await worker.drain(5)
 
             asyncio.run(deliver(WebhookWorker(ctx)))
@@ -487,7 +487,7 @@ def test_a_delivery_keeps_its_sealed_body_until_final_and_not_after(home: Path) 
 
             async def round_of_deliveries() -> None:
                 worker = WebhookWorker(ctx)
-                await worker.tick()
+                await worker.run_once()
                 await worker.drain(5)
 
             asyncio.run(round_of_deliveries())

@@ -8,6 +8,10 @@
 - Up to `connections` sessions per mailbox, each carrying one send at a time; a session idle for a
   while is checked with NOOP before reuse, so a server that dropped it costs a reconnect, never a
   blind resend (a failure after DATA is ambiguous and is reported, not repeated here).
+- The dispatcher's lane for a mailbox is exactly `connections` wide (both are
+  `[dispatch] concurrency_per_mailbox`) and frees a slot only once `send` has returned its
+  session, so a dispatched send never waits here for a session: its timeout times the send,
+  not a queue (tests/abuse/test_lanes.py, the burst on a small pool).
 """
 
 from __future__ import annotations

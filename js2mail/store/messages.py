@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,12 +134,25 @@ def event_data(
 CLAIM_COLUMNS = "id, workspace_id, application_id, mailbox_id, attempts, recipient_domains, metadata, created_at"
 
 
-def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int) -> list[sqlite3.Row]:
+def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int,
+              per_lane: int | None = None, busy: Mapping[str, int] | None = None) -> list[sqlite3.Row]:
+    """Lease up to `limit` due messages, at most `per_lane` in flight per mailbox counting `busy`
+    (this worker's sends per mailbox id, "" for a removed mailbox): each mailbox's earliest due
+    mail first, round-robin across mailboxes, so a mailbox with a backlog never crowds out another."""
     return conn.execute(
-        f"UPDATE messages SET status = 'sending', claimed_by = ?, lease_until = ?, updated_at = ?"
-        f" WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?"
-        f" ORDER BY next_attempt_at LIMIT ?) RETURNING {CLAIM_COLUMNS}",
-        (worker, lease_until, now, now, limit),
+        f"WITH busy(lane, n) AS (SELECT key, value FROM json_each(:busy)),"
+        f" lanes(lane, held) AS (SELECT l.id, COALESCE(b.n, 0) FROM (SELECT id FROM mailboxes UNION ALL SELECT NULL) l"
+        f"  LEFT JOIN busy b ON b.lane = COALESCE(l.id, '')),"
+        f" picked AS (SELECT m.id, m.next_attempt_at, l.held,"
+        f"  ROW_NUMBER() OVER (PARTITION BY l.lane ORDER BY m.next_attempt_at, m.id) AS n"
+        f"  FROM lanes l JOIN messages m ON m.id IN (SELECT id FROM messages WHERE mailbox_id IS l.lane"
+        f"   AND status IN ('queued', 'retrying') AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :per_lane)"
+        f"  WHERE l.held < :per_lane)"
+        f" UPDATE messages SET status = 'sending', claimed_by = :worker, lease_until = :lease, updated_at = :now"
+        f" WHERE id IN (SELECT id FROM picked WHERE n + held <= :per_lane ORDER BY n, next_attempt_at LIMIT :limit)"
+        f" RETURNING {CLAIM_COLUMNS}",
+        {"busy": _json(dict(busy or {})), "now": now, "per_lane": limit if per_lane is None else per_lane,
+         "worker": worker, "lease": lease_until, "limit": limit},
     ).fetchall()
 
 

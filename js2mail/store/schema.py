@@ -292,6 +292,23 @@ def m012_ops(db: Database) -> None:
     )
 
 
+
+@core()
+def m010_lanes(db: Database) -> None:
+    """Per-lane claims (store.messages/webhooks.claim_due) look up each mailbox's or endpoint's
+    earliest due work: one index probe per lane. The global due-time indexes served only the old
+    batch claims; dropping them keeps each queue transition's index writes as they were."""
+    _run(
+        db,
+        """
+        CREATE INDEX messages_lane_due ON messages (mailbox_id, next_attempt_at) WHERE status IN ('queued', 'retrying');
+        CREATE INDEX webhook_deliveries_lane_due ON webhook_deliveries (endpoint_id, next_attempt_at)
+            WHERE status = 'pending';
+        DROP INDEX messages_due;
+        DROP INDEX webhook_deliveries_due
+        """,
+    )
+
 MIGRATION_SETS = [core]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 
 from js2mail.store.scoped import scoped_rows
 
@@ -55,12 +56,24 @@ def set_endpoint_status(conn: sqlite3.Connection, endpoint_id: str, status: str,
     conn.execute("UPDATE webhook_endpoints SET status = ?, status_detail = ? WHERE id = ?", (status, detail, endpoint_id))
 
 
-def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int) -> list[sqlite3.Row]:
+def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int,
+              per_lane: int | None = None, busy: Mapping[str, int] | None = None) -> list[sqlite3.Row]:
+    """Lease up to `limit` due deliveries, at most `per_lane` in flight per endpoint counting `busy`
+    (this worker's deliveries per endpoint id): round-robin across endpoints, earliest due first."""
     return conn.execute(
-        "UPDATE webhook_deliveries SET claimed_by = ?, lease_until = ? WHERE id IN (SELECT id FROM webhook_deliveries"
-        " WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-        " ORDER BY next_attempt_at LIMIT ?) RETURNING *",
-        (worker, lease_until, now, now, limit),
+        "WITH busy(lane, n) AS (SELECT key, value FROM json_each(:busy)),"
+        " lanes(lane, held) AS (SELECT e.id, COALESCE(b.n, 0) FROM webhook_endpoints e LEFT JOIN busy b ON b.lane = e.id),"
+        " picked AS (SELECT d.id, d.next_attempt_at, l.held,"
+        "  ROW_NUMBER() OVER (PARTITION BY l.lane ORDER BY d.next_attempt_at, d.id) AS n"
+        "  FROM lanes l JOIN webhook_deliveries d ON d.id IN (SELECT id FROM webhook_deliveries WHERE endpoint_id = l.lane"
+        "   AND status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now)"
+        "   ORDER BY next_attempt_at LIMIT :per_lane)"
+        "  WHERE l.held < :per_lane)"
+        " UPDATE webhook_deliveries SET claimed_by = :worker, lease_until = :lease"
+        " WHERE id IN (SELECT id FROM picked WHERE n + held <= :per_lane ORDER BY n, next_attempt_at LIMIT :limit)"
+        " RETURNING *",
+        {"busy": json.dumps(dict(busy or {})), "now": now, "per_lane": limit if per_lane is None else per_lane,
+         "worker": worker, "lease": lease_until, "limit": limit},
     ).fetchall()
 
 
