@@ -29,6 +29,11 @@ class ServerConfig:
     public_url: str = ""  # default http://{host}:{port}; see Settings.public_url
     trusted_proxies: list[str] = field(default_factory=list)
     max_body_bytes: int = 40 * 1024 * 1024
+    max_connections: int = 1000  # open HTTP connections; beyond it new ones get 503
+    header_timeout: float = 10.0  # seconds to send a request's headers, else the connection is closed
+    keepalive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    max_header_bytes: int = 32 * 1024  # request line + headers; larger gets 431
+    max_inflight_body_bytes: int = 96 * 1024 * 1024  # request bodies read or processed at once; beyond: 503
 
 
 @dataclass
@@ -53,6 +58,12 @@ class DispatchConfig:
     lease_seconds: float = 300.0
     send_timeout: float = 60.0
     max_recipients: int = 50
+
+
+@dataclass
+class LimitsConfig:
+    max_queued_messages: int = 100_000  # per application: messages not yet sent, failed or cancelled
+    max_queued_bytes: int = 1024 * 1024 * 1024  # per application: their total size
 
 
 @dataclass
@@ -103,6 +114,7 @@ class Settings:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     forms: FormsConfig = field(default_factory=FormsConfig)
@@ -149,7 +161,22 @@ def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str
     elif environ.get("JS2MAIL_CONFIG"):
         raise ConfigError(f"JS2MAIL_CONFIG names {config_path}, which does not exist", code="config_missing")
     _apply_env(settings, environ)
+    _check_limits(settings)
     return settings
+
+
+def _check_limits(settings: Settings) -> None:
+    server, limits = settings.server, settings.limits
+    for name, value in (("server.max_connections", server.max_connections), ("server.header_timeout", server.header_timeout),
+                        ("server.keepalive_timeout", server.keepalive_timeout),
+                        ("server.max_header_bytes", server.max_header_bytes),
+                        ("limits.max_queued_messages", limits.max_queued_messages),
+                        ("limits.max_queued_bytes", limits.max_queued_bytes)):
+        if value <= 0:
+            raise ConfigError(f"setting {name!r} must be greater than 0", code="config_invalid")
+    if server.max_inflight_body_bytes < server.max_body_bytes:
+        raise ConfigError("setting 'server.max_inflight_body_bytes' must be at least server.max_body_bytes, "
+                          "or the largest request could never be read", code="config_invalid")
 
 
 def _home_in(home: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:
