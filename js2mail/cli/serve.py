@@ -20,6 +20,7 @@ def serve(
     import uvicorn
 
     from js2mail.http.app import create_app
+    from js2mail.http.server import tune_malloc, uvicorn_options
     from js2mail.service import open_context
 
     settings = common.settings()
@@ -29,13 +30,14 @@ def serve(
         settings.server.port = port
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    tune_malloc()  # before the app allocates: large buffers go back to the kernel when freed
     ctx = open_context(settings)
     try:
         app = create_app(ctx)
         typer.echo(f"js2mail listening on http://{settings.server.host}:{settings.server.port} "
                    f"(public URL {settings.public_url}); home {settings.home}", err=True)
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level.lower(),
-                    access_log=False, loop="auto", http="auto", timeout_graceful_shutdown=30,
+                    access_log=False, loop="auto", timeout_graceful_shutdown=30, **uvicorn_options(settings.server),
                     forwarded_allow_ips=",".join(settings.server.trusted_proxies) or None, proxy_headers=bool(
                         settings.server.trusted_proxies))
     finally:

@@ -17,6 +17,7 @@ from litestar.types import ASGIApp
 
 from js2mail import __version__
 from js2mail.http.auth import PRINCIPAL, Gate, api_key_middleware, with_send_endpoint
+from js2mail.http.body_budget import BodyBudget, limit_bodies
 from js2mail.http.errors import EXCEPTION_HANDLERS
 from js2mail.models import Principal
 from js2mail.ratelimit import TokenBuckets
@@ -95,4 +96,6 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
         ),
         debug=False,
     )
-    return with_send_endpoint(app, gate)
+    budget = BodyBudget(ctx.settings.server.max_inflight_body_bytes)
+    ctx.extras["body_budget"] = budget
+    return limit_bodies(with_send_endpoint(app, gate), budget, ctx.settings.server.max_body_bytes)
