@@ -104,6 +104,12 @@ class RateLimited(Js2MailError):
 class QueueFull(RateLimited):
     code = "queue_full"
 
+    @classmethod
+    def for_caps(cls, caps: Any) -> QueueFull:
+        return cls(f"this application already has as many messages waiting to be sent as it may "
+                   f"({caps.messages} messages or {caps.bytes} bytes); wait until some are sent, or cancel some",
+                   retry_after=60)
+
 
 class ServiceUnavailable(Js2MailError):
     kind = "unavailable"
