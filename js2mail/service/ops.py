@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from typing import Any
 
 from js2mail import crypto
@@ -82,17 +83,43 @@ def export_workspace(ctx: Context, workspace: str) -> dict[str, Any]:
     return ctx.store.read(run)
 
 
+DELETE_CHUNK = 1000  # rows per transaction: the API waits for SQLite's write lock at most one chunk
+CHUNK_PAUSE_SECONDS = 0.01  # between chunks the lock is free long enough for a waiting server to take it
+
+
+def _pause() -> None:
+    time.sleep(CHUNK_PAUSE_SECONDS)
+
+
 def delete_workspace(ctx: Context, workspace: str, confirm: str | None) -> dict[str, Any]:
+    """Delete a workspace and everything in it. Its messages (the bulk) go first, a chunk of rows
+    per transaction, so the API keeps writing between chunks; then the rest in one transaction."""
     if confirm != workspace:
         raise ValidationError(f"deleting is permanent: repeat the workspace name with --yes {workspace}",
                               code="confirmation_required")
 
-    def run(conn: sqlite3.Connection) -> dict[str, int]:
+    def counts_of(conn: sqlite3.Connection) -> tuple[str, list[str], dict[str, int]]:
         ws = _workspace(conn, workspace)
         counts = {table: conn.execute(f"SELECT COUNT(*) FROM {table} WHERE workspace_id = ?", (ws["id"],)).fetchone()[0]
                   for table in ("applications", "api_keys", "mailboxes", "forms", "webhook_endpoints", "messages")}
-        conn.execute("DELETE FROM idempotency_keys WHERE workspace_id = ?", (ws["id"],))
-        conn.execute("DELETE FROM workspaces WHERE id = ?", (ws["id"],))  # everything else cascades
-        return counts
+        apps = [r[0] for r in conn.execute("SELECT id FROM applications WHERE workspace_id = ?", (ws["id"],))]
+        return ws["id"], apps, counts
 
-    return {"workspace": workspace, "deleted": ctx.store.write_sync(run)}
+    ws_id, apps, counts = ctx.store.read(counts_of)
+    for app_id in apps:
+        while ids := [r[0] for r in ctx.store.read(lambda conn, a=app_id: conn.execute(
+                "SELECT id FROM messages WHERE application_id = ? LIMIT ?", (a, DELETE_CHUNK)).fetchall())]:
+            ctx.store.write_sync(lambda conn, chunk=ids: conn.execute(
+                f"DELETE FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            _pause()
+    while ctx.store.write_sync(lambda conn: conn.execute(
+            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE workspace_id = ?"
+            " LIMIT ?)", (ws_id, DELETE_CHUNK)).rowcount):
+        _pause()
+
+    def remove(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM idempotency_keys WHERE workspace_id = ?", (ws_id,))
+        conn.execute("DELETE FROM workspaces WHERE id = ?", (ws_id,))  # everything else cascades
+
+    ctx.store.write_sync(remove)
+    return {"workspace": workspace, "deleted": counts}

@@ -11,7 +11,7 @@ connection under a lock with a transaction of their own, so HTTP handlers and th
 never race for SQLite's lock.
 
 The event loop never waits for SQLite's lock: the write connection's busy timeout is 0, so when
-another process holds the write lock, BEGIN is retried on the committer thread with the
+another process holds the write lock, BEGIN is retried on the committer thread for up to the
 configured busy timeout, and a lock still held after it is `database_busy` (HTTP 503).
 
 WAL checkpoints are SQLite's own automatic ones (every 1,000 pages), which run inside COMMIT —
@@ -30,6 +30,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from js2mail.errors import ServiceUnavailable, database_busy, is_database_busy
 T = TypeVar("T")
 log = logging.getLogger("js2mail.store")
 LOCK_RETRY_SECONDS = 0.005
+BUSY_POLL_SECONDS = 0.002
 
 
 @dataclass
@@ -202,19 +204,21 @@ class Store:
 
     def _begin(self, conn: sqlite3.Connection, wait: bool) -> None:
         """BEGIN IMMEDIATE. The write connection never waits for another process's lock unless
-        `wait` (the committer thread, the CLI, worker threads): then up to busy_timeout_ms.
-        A lock still held after that is `database_busy` (503), not an internal error."""
-        if wait:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if is_database_busy(exc):
-                raise database_busy() from exc
-            raise
-        finally:
-            if wait:
-                conn.execute("PRAGMA busy_timeout = 0")
+        `wait` (the committer thread, the CLI, worker threads): then it retries every couple of
+        milliseconds for up to busy_timeout_ms — SQLite's own busy handler backs off to 100 ms
+        sleeps and loses every race against a process writing in chunks. A lock still held
+        after that is `database_busy` (503), not an internal error."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_database_busy(exc):
+                    raise
+                if not wait or time.monotonic() >= deadline:
+                    raise database_busy() from exc
+            time.sleep(BUSY_POLL_SECONDS)
 
     def _began(self, loop: asyncio.AbstractEventLoop, waited: asyncio.Future[None], conn: sqlite3.Connection,
                batch: list[_Job]) -> None:
