@@ -80,8 +80,15 @@ def closed_by_peer(sock: socket.socket, within: float) -> bool:
 
 
 def healthz(port: int, timeout: float = 2.0) -> int:
-    """GET /healthz on a fresh connection: the status, or 0 if the connection was refused, reset or timed out."""
+    """GET /healthz on a fresh connection (a plain socket: no client set-up cost in the timing): the
+    status, or 0 if the connection was refused, reset or timed out."""
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=timeout).status_code
-    except httpx.HTTPError:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    except OSError:
         return 0
+    head = answer.split(b"\r\n", 1)[0].split()
+    return int(head[1]) if len(head) >= 2 and head[1].isdigit() else 0
