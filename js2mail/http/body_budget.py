@@ -3,7 +3,8 @@
 Every request that carries a body reserves its declared `Content-Length` (a chunked body, whose
 size is unknown, reserves `server.max_body_bytes`) before the app reads a byte of it, and gives
 it back when its answer has been sent. When the reservation does not fit, the request is
-answered `503 server_busy` with `Retry-After` at once, unread — so a burst of large sends costs
+answered `503 server_busy` with `Retry-After` at once (uvicorn then discards the body as it
+arrives, buffering none of it, and the connection stays usable) — so a burst of large sends costs
 at most `server.max_inflight_body_bytes` (times the few copies processing makes) instead of
 growing with the number of clients. After a large request, once no body is in flight, the freed
 heap is handed back to the kernel.
@@ -61,7 +62,7 @@ def limit_bodies(app: ASGIApp, budget: BodyBudget, max_body: int) -> ASGIApp:
         if not budget.take(size):
             await send({"type": "http.response.start", "status": 503, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(_BUSY)).encode()),
-                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()), (b"connection", b"close")]})
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]})
             await send({"type": "http.response.body", "body": _BUSY, "more_body": False})
             return
         try:

@@ -97,6 +97,8 @@ def test_an_external_write_lock_gives_503_with_retry_after_and_never_freezes_the
         ready = client.get("/readyz")
     lock.execute("ROLLBACK")
     lock.close()
+    print(f"write lock held 3 s: {len(results)} sends, statuses {sorted({s for s, _, _ in results})}, longest send "
+          f"{max(t for _, t, _ in results) * 1000:.0f} ms; longest /healthz {max(pinger.gaps) * 1000:.0f} ms")
 
     assert results and all(status == 503 for status, _, _ in results), sorted({s for s, _, _ in results})
     for _, _, r in results:
