@@ -8,6 +8,8 @@
 * a request whose line and headers have not fully arrived `server.header_timeout` seconds
   after the connection opened (or after the request's first byte, on a kept-alive connection)
   is closed: slowloris connections and silent ones die;
+* a request body from which nothing arrives for `server.header_timeout` seconds is closed too,
+  so a stalled upload does not hold its share of the request-body budget;
 * request line + headers larger than `server.max_header_bytes` get 431 and the connection is
   closed, before the parser buffers more.
 
@@ -70,6 +72,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_headers = True
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._in_body = False
+        self._last_body = 0.0
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # connection ------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -83,6 +88,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self._in_body = False
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         if self._shed:
             return
         super().connection_lost(exc)
@@ -128,6 +137,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse_headers()
             raise _HeadersTooLarge
         super().on_headers_complete()
+        self._in_body = True  # until on_message_complete (at once, for a request without a body)
+        self._last_body = self.loop.time()
+        if self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.limits.header_timeout, self._body_stalled)
+
+    def on_body(self, body: bytes) -> None:
+        self._last_body = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        super().on_message_complete()
 
     # the header deadline ---------------------------------------------------------------------
     def _arm_header_timer(self) -> None:
@@ -143,6 +164,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_timer = None
         if self._in_headers and not self.transport.is_closing():
             self.transport.close()
+
+
+    def _body_stalled(self) -> None:
+        """A request body from which nothing arrived for header_timeout seconds: the client is
+        gone or stalling on purpose (holding its share of the body budget), so close."""
+        self._body_timer = None
+        if not self._in_body or self.transport.is_closing():
+            return
+        idle = self.loop.time() - self._last_body
+        if idle >= self.limits.header_timeout and not self.flow.read_paused:  # paused: we stopped reading, not them
+            self.transport.close()
+            return
+        self._body_timer = self.loop.call_later(max(0.1, self.limits.header_timeout - idle), self._body_stalled)
 
 
 def uvicorn_options(server: ServerConfig) -> dict[str, Any]:

@@ -84,3 +84,20 @@ def test_oversized_headers_are_refused_and_the_server_stays_up(serve: Serve) -> 
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fine: " + b"b" * 8000 + b"\r\n\r\n")
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     sock.close()
+
+
+def test_a_stalled_upload_is_closed_and_gives_its_body_budget_back(serve: Serve) -> None:
+    server, client = serve("[server]\nheader_timeout = 3.0\nmax_body_bytes = 1048576\nmax_inflight_body_bytes = 1048576\n")
+    key = client.headers["X-Api-Key"]
+    stalled = _connect(server.port)  # declares a 1 MiB body (the whole budget), sends 100 bytes of it, then nothing
+    stalled.sendall(b"POST /v1/send HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + key.encode()
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n" + b" " * 100)
+    time.sleep(0.3)
+    busy = client.post("/v1/send", json={"to": "bob@example.org", "subject": "s", "text": "t"})
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "server_busy"
+    assert busy.headers["Retry-After"] == "1"
+    assert closed_by_peer(stalled, within=3.0 + 2.0)  # nothing for header_timeout: closed
+    stalled.close()
+    after = client.post("/v1/send", json={"to": "bob@example.org", "subject": "s", "text": "t"})
+    assert after.status_code != 503, after.text  # the budget is free again (no mailbox here: 422)
+    assert after.json()["error"]["code"] == "no_default_mailbox"
