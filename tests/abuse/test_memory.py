@@ -10,8 +10,6 @@ import json
 import threading
 import time
 
-import httpx
-
 from tests.abuse.conftest import Serve, rss_kib
 from tests.support.smtp_server import SmtpServer
 
