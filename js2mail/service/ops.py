@@ -112,9 +112,11 @@ def delete_workspace(ctx: Context, workspace: str, confirm: str | None) -> dict[
         return ws["id"], apps, counts
 
     ws_id, apps, counts = ctx.store.read(counts_of)
+    started = ctx.clock.now()  # messages arriving meanwhile go with the workspace, so the loop ends
     for app_id in apps:
         while ids := [r[0] for r in ctx.store.read(lambda conn, a=app_id: conn.execute(
-                "SELECT id FROM messages WHERE application_id = ? LIMIT ?", (a, CHUNK_ROWS)).fetchall())]:
+                "SELECT id FROM messages WHERE application_id = ? AND created_at <= ? LIMIT ?",
+                (a, started, CHUNK_ROWS)).fetchall())]:
             ctx.store.write_sync(lambda conn, chunk=ids: conn.execute(
                 f"DELETE FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
             _pause()
