@@ -19,7 +19,8 @@ from pathlib import Path
 from common import PY, REPO, env_for, free_port, fresh_home, js2mail, machine, pin, rss_mb, run_wrk, stop, wait_http
 
 CONFIG = ("[rate_limit]\nrate = 1000000\nburst = 1000000\n"
-          "[dispatch]\nmax_schedule_days = 400000\n")  # post.lua schedules its mail in 2999
+          "[dispatch]\nmax_schedule_days = 400000\n"  # post.lua schedules its mail in 2999
+          "[limits]\nmax_queued_messages = 1000000000\nmax_queued_bytes = 1099511627776\n")
 
 
 def serve_js2mail(home: Path, port: int) -> subprocess.Popen[bytes]:

@@ -30,6 +30,13 @@ GIB = 1024 * 1024 * 1024
 RANGES: dict[str, tuple[float, float]] = {
     "server.port": (1, 65535),
     "server.max_body_bytes": (1024, 4 * GIB),
+    "server.max_connections": (1, 1_000_000),
+    "server.header_timeout": (0.1, 3600),
+    "server.keepalive_timeout": (0.1, 3600),
+    "server.max_header_bytes": (1024, 16 * 1024 * 1024),
+    "server.max_inflight_body_bytes": (1024, 64 * GIB),
+    "limits.max_queued_messages": (1, 1_000_000_000),
+    "limits.max_queued_bytes": (1024, 1024 * GIB),
     "database.busy_timeout_ms": (0, 600_000),
     "rate_limit.rate": (0.001, 1_000_000),
     "rate_limit.burst": (1, 1_000_000),
@@ -45,6 +52,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "webhooks.retry_schedule": (1, 30 * DAY),
     "webhooks.timeout": (0.1, 300),
     "webhooks.poll_interval": (0.01, 3600),
+    "webhooks.concurrency_per_endpoint": (1, 100),
     "forms.rate_per_minute": (1, 100_000),
     "forms.max_file_bytes": (1, 4 * GIB),
     "forms.max_total_bytes": (1, 4 * GIB),
@@ -63,6 +71,11 @@ class ServerConfig:
     public_url: str = ""  # default http://{host}:{port}; see Settings.public_url
     trusted_proxies: list[str] = field(default_factory=list)
     max_body_bytes: int = 40 * 1024 * 1024
+    max_connections: int = 1000  # open HTTP connections; beyond it new ones get 503
+    header_timeout: float = 10.0  # seconds to send a request's headers, else the connection is closed
+    keepalive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    max_header_bytes: int = 32 * 1024  # request line + headers; larger gets 431
+    max_inflight_body_bytes: int = 96 * 1024 * 1024  # request bodies read or processed at once; beyond: 503
 
 
 @dataclass
@@ -88,6 +101,12 @@ class DispatchConfig:
     send_timeout: float = 60.0
     max_recipients: int = 50
     max_schedule_days: float = 30.0  # how far ahead scheduledAt may be
+
+
+@dataclass
+class LimitsConfig:
+    max_queued_messages: int = 100_000  # per application: messages not yet sent, failed or cancelled
+    max_queued_bytes: int = 1024 * 1024 * 1024  # per application: their total size
 
 
 @dataclass
@@ -145,6 +164,7 @@ class Settings:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     forms: FormsConfig = field(default_factory=FormsConfig)
@@ -200,7 +220,16 @@ def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str
     elif environ.get("JS2MAIL_CONFIG"):
         raise ConfigError(f"JS2MAIL_CONFIG names {config_path}, which does not exist", code="config_missing")
     _apply_env(settings, environ)
+    _check_limits(settings)
     return settings
+
+
+def _check_limits(settings: Settings) -> None:
+    """What a range per key cannot say (ranges: `RANGES`, checked as each value is read)."""
+    server = settings.server
+    if server.max_inflight_body_bytes < server.max_body_bytes:
+        raise ConfigError("setting 'server.max_inflight_body_bytes' must be at least server.max_body_bytes, "
+                          "or the largest request could never be read", code="config_invalid")
 
 
 def _home_in(home: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:

@@ -10,6 +10,8 @@
     ├── TooLarge                    size caps
     ├── UnsupportedMediaType        content type we do not read
     ├── RateLimited                 retry_after seconds
+    │   └── QueueFull               the application's queue is at its cap (messages or bytes)
+    ├── ServiceUnavailable          busy right now (database write lock, request-body budget); retry_after
     ├── ConfigError                 bad config file / environment
     ├── CryptoError                 master key missing, envelope cannot be opened
     └── ProviderError               a mailbox provider refused or failed; retryable or not
@@ -97,6 +99,39 @@ class RateLimited(Js2MailError):
     def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
+
+
+class QueueFull(RateLimited):
+    code = "queue_full"
+
+    @classmethod
+    def for_caps(cls, caps: Any) -> QueueFull:
+        return cls(f"this application already has as many messages waiting to be sent as it may "
+                   f"({caps.messages} messages or {caps.bytes} bytes); wait until some are sent, or cancel some",
+                   retry_after=60)
+
+
+class ServiceUnavailable(Js2MailError):
+    kind = "unavailable"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """SQLite's SQLITE_BUSY/SQLITE_LOCKED: another connection holds the lock we waited for."""
+    import sqlite3
+
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def database_busy(exc: BaseException | None = None) -> ServiceUnavailable:
+    return ServiceUnavailable("The database is busy; retry shortly.", code="database_busy", retry_after=1)
 
 
 class ConfigError(Js2MailError):

@@ -26,6 +26,7 @@ def serve(
     from js2mail import logs
     from js2mail.cli.listen import check_bindable, next_steps
     from js2mail.http.app import create_app
+    from js2mail.http.server import tune_malloc, uvicorn_options
     from js2mail.service import open_context
     from js2mail.service.backup import serve_lock
 
@@ -36,6 +37,7 @@ def serve(
         settings.server.port = port
     check_bindable(settings.server.host, settings.server.port)
     logs.setup(log_level, log_format)
+    tune_malloc()  # before the app allocates: large buffers go back to the kernel when freed
     ctx = open_context(settings)
     try:
         ctx.extras["serve_lock"] = serve_lock(settings)  # `restore` refuses while this is held
@@ -45,7 +47,8 @@ def serve(
         if steps := next_steps(ctx):
             typer.echo(steps, err=True)
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level.lower(),
-                    access_log=False, log_config=None, loop="auto", http="auto", timeout_graceful_shutdown=30,
+                    access_log=False, log_config=None, loop="auto", timeout_graceful_shutdown=30,
+                    **uvicorn_options(settings.server),
                     forwarded_allow_ips=",".join(settings.server.trusted_proxies) or None, proxy_headers=bool(
                         settings.server.trusted_proxies))
     finally:

@@ -15,6 +15,7 @@ from litestar.types import ASGIApp
 
 from js2mail import __version__, metrics
 from js2mail.http.auth import PRINCIPAL, Gate
+from js2mail.http.body_budget import BodyBudget, limit_bodies
 from js2mail.http.contract import openapi_config
 from js2mail.http.errors import EXCEPTION_HANDLERS
 from js2mail.http.front_door import with_front_door
@@ -84,4 +85,7 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
         debug=False,
         logging_config=None,  # serve's logging (js2mail/logs.py) stays in charge
     )
-    return metrics.instrument(with_front_door(app, gate), ctx)
+    budget = BodyBudget(ctx.settings.server.max_inflight_body_bytes)
+    ctx.extras["body_budget"] = budget
+    return metrics.instrument(limit_bodies(with_front_door(app, gate), budget, ctx.settings.server.max_body_bytes),
+                              ctx)

@@ -9,7 +9,7 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from js2mail.errors import Js2MailError, RateLimited
+from js2mail.errors import Js2MailError, RateLimited, ServiceUnavailable, database_busy, is_database_busy
 
 log = logging.getLogger("js2mail.http")
 
@@ -23,6 +23,7 @@ STATUS_BY_KIND = {
     "too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "unavailable": 503,
     "config": 500,
     "crypto": 500,
     "provider": 502,
@@ -39,6 +40,7 @@ CODE_BY_STATUS = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    503: "service_unavailable",
 }
 
 UNAUTHORIZED_BODY = {
@@ -78,9 +80,9 @@ def error_body(error: dict[str, Any]) -> bytes:
 def domain_error_parts(exc: Js2MailError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """A domain error's status, `error` object and extra headers."""
     status = STATUS_BY_KIND.get(exc.kind, 400)
-    if status >= 500:
+    if status >= 500 and status != 503:
         log.error("server-side error: %s (%s)", exc.message, exc.code)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, ServiceUnavailable)) else {}
     return status, error_object(exc.code, exc.message, exc.details), headers
 
 
@@ -125,7 +127,9 @@ def detail_entry(entry: object) -> dict[str, str]:
             "message": str(entry.get("message") or "invalid value")}
 
 
-def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_database_busy(exc):  # another process holds SQLite's lock: busy, not broken
+        return domain_error_handler(request, database_busy(exc))
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", INTERNAL_ERROR)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from js2mail.errors import BadRequest, Js2MailError, TooLarge, UnsupportedMediaType
+from js2mail.errors import BadRequest, Js2MailError, TooLarge, UnsupportedMediaType, database_busy, is_database_busy
 from js2mail.http.errors import INTERNAL_ERROR, domain_error_parts, error_body, error_object
 from js2mail.models import Principal, is_json_media
 from js2mail.service import Context
@@ -81,16 +81,22 @@ async def _answer(ctx: Context, principal: Principal, scope: dict[str, Any],
         raw = await read_body(receive, ctx.settings.server.max_body_bytes, declared)
         try:
             payload = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: nested deeper than msgspec follows
             raise BadRequest("The request body is not valid JSON.", code="bad_json") from None
         outcome = await svc.send(ctx, principal, payload, idem.decode("latin-1") if idem is not None else None)
     except ClientGone:
         return 0, b"", []
     except Js2MailError as exc:
-        status, error, extra = domain_error_parts(exc)
-        return status, error_body(error), [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-    except Exception:  # a bug: logged, answered like every other unhandled error, never a traceback
+        return _error_answer(exc)
+    except Exception as exc:  # a bug: logged, answered like every other unhandled error, never a traceback
+        if is_database_busy(exc):  # not a bug: SQLite busy outside the write path (a read during recovery)
+            return _error_answer(database_busy(exc))
         log.exception("unhandled error in POST /v1/send")
         return 500, error_body(error_object("internal_error", INTERNAL_ERROR)), []
     headers = [(b"idempotent-replayed", b"true")] if outcome.replayed else []
     return outcome.status_code, msgspec.json.encode(outcome.body), headers
+
+
+def _error_answer(exc: Js2MailError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    status, error, extra = domain_error_parts(exc)
+    return status, error_body(error), [(k.lower().encode(), v.encode()) for k, v in extra.items()]

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from js2mail import mail
-from js2mail.errors import BadRequest, Conflict, NotFound, TooLarge, ValidationError
+from js2mail.errors import BadRequest, Conflict, NotFound, QueueFull, TooLarge, ValidationError
 from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_sorted_id
 from js2mail.service import Context
 from js2mail.service.catalog import catalog_of
@@ -134,6 +134,10 @@ async def enqueue_request(
     if size > limit:
         raise TooLarge(f"message is about {size} bytes; {mailbox['provider']} mailboxes accept at most {limit}",
                        code="message_too_large")
+    limits = ctx.settings.limits
+    caps = rows.QueueCaps(limits.max_queued_messages, limits.max_queued_bytes)
+    if key is None and rows.over_caps(ctx.store.read(rows.queue_usage, app_id), size, caps):
+        raise QueueFull.for_caps(caps)  # before sealing; a replay (with a key) is decided in the write
     now = ctx.clock.now()
     msg_id = new_sorted_id("msg", now)
     body = {"id": msg_id, "status": "queued"}
@@ -145,7 +149,7 @@ async def enqueue_request(
     )
     record = rows.IdempotencyRecord(key, fp, 202, msgspec.json.encode(body).decode()) if key is not None and fp is not None else None
     event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
-    outcome = await ctx.store.write(rows.enqueue, new, now, record, event)
+    outcome = await ctx.store.write(rows.enqueue, new, now, record, event, caps)
     if outcome.state == "replay":
         return SendOutcome(outcome.response_status or 202, json.loads(outcome.response_body or "{}"), replayed=True)
     if outcome.state == "mismatch":

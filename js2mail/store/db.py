@@ -10,6 +10,10 @@ back alone. Synchronous callers (the CLI, handlers running in a worker thread) t
 connection under a lock with a transaction of their own, so HTTP handlers and the scheduler
 never race for SQLite's lock.
 
+The event loop never waits for SQLite's lock: the write connection's busy timeout is 0, so when
+another process holds the write lock, BEGIN is retried on the committer thread for up to the
+configured busy timeout, and a lock still held after it is `database_busy` (HTTP 503).
+
 WAL checkpoints are SQLite's own automatic ones (every 1,000 pages), which run inside COMMIT —
 on the committer thread, never on the loop — while no other write of this process can begin,
 so each one backfills the whole log and the next transaction rewinds the WAL to its start
@@ -23,14 +27,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from js2mail.errors import ServiceUnavailable, database_busy, is_database_busy
+
 T = TypeVar("T")
+log = logging.getLogger("js2mail.store")
+LOCK_RETRY_SECONDS = 0.005
+BUSY_POLL_SECONDS = 0.002
 
 
 @dataclass
@@ -94,7 +105,9 @@ class Store:
         if self._closed:
             raise RuntimeError("store is closed")
         if self._wconn is None:
-            self._wconn = self.connect()
+            conn = self.connect()
+            conn.execute("PRAGMA busy_timeout = 0")  # waits for other processes happen in _begin, off the loop
+            self._wconn = conn
         return self._wconn
 
     # public API --------------------------------------------------------------------------
@@ -112,13 +125,19 @@ class Store:
         """Run `fn(conn, ...)` in a transaction of its own (CLI, worker threads)."""
         with self._wlock:
             conn = self._writer()
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn, wait=True)
             try:
                 result = fn(conn, *args, **kwargs)
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                self._commit(conn)
+            except sqlite3.OperationalError as exc:
+                if is_database_busy(exc):
+                    raise database_busy(exc) from exc
+                raise
         return result
 
     def write_nowait(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -158,32 +177,74 @@ class Store:
             pending.append(job)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the next batch: take the write lock, BEGIN, run the jobs, hand COMMIT to the
+        committer thread. From here until `_finish` the batch owns `_wlock`; every path ends in
+        exactly one `_finish`, which releases it."""
         key = id(loop)
-        batch = self._pending.pop(key, [])
-        if not batch:
+        if key in self._committing or not self._pending.get(key):
             return
-        self._wlock.acquire()
+        if not self._wlock.acquire(blocking=False):  # a worker thread's write_sync has the connection
+            loop.call_later(LOCK_RETRY_SECONDS, self._flush, loop)
+            return
+        batch = self._pending.pop(key)
+        self._committing.add(key)
         try:
             conn = self._writer()
-            conn.execute("BEGIN IMMEDIATE")
-        except (sqlite3.Error, RuntimeError) as exc:
-            self._wlock.release()
-            self._settle([(job, None, exc) for job in batch])
+            try:
+                self._begin(conn, wait=False)
+            except ServiceUnavailable:  # another process holds SQLite's write lock: wait off the loop
+                waited = loop.run_in_executor(self._committer, self._begin, conn, True)
+                waited.add_done_callback(lambda f: self._began(loop, f, conn, batch))
+                return
+            self._run_and_commit(loop, conn, batch)
+        except BaseException as exc:
+            self._finish(loop, [(job, None, exc) for job in batch])
+            if not isinstance(exc, Exception):
+                raise
+
+    def _begin(self, conn: sqlite3.Connection, wait: bool) -> None:
+        """BEGIN IMMEDIATE. The write connection never waits for another process's lock unless
+        `wait` (the committer thread, the CLI, worker threads): then it retries every couple of
+        milliseconds for up to busy_timeout_ms — SQLite's own busy handler backs off to 100 ms
+        sleeps and loses every race against a process writing in chunks. A lock still held
+        after that is `database_busy` (503), not an internal error."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_database_busy(exc):
+                    raise
+                if not wait or time.monotonic() >= deadline:
+                    raise database_busy() from exc
+            time.sleep(BUSY_POLL_SECONDS)
+
+    def _began(self, loop: asyncio.AbstractEventLoop, waited: asyncio.Future[None], conn: sqlite3.Connection,
+               batch: list[_Job]) -> None:
+        error = waited.exception()
+        if error is not None:
+            self._finish(loop, [(job, None, error) for job in batch])
             return
         try:
+            self._run_and_commit(loop, conn, batch)
+        except BaseException as exc:
+            self._finish(loop, [(job, None, exc) for job in batch])
+            if not isinstance(exc, Exception):
+                raise
+
+    def _run_and_commit(self, loop: asyncio.AbstractEventLoop, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        try:
             outcomes = self._run(conn, batch)
-        except sqlite3.Error as exc:  # the rollback itself failed: nothing of this batch stands
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            self._wlock.release()
-            self._settle([(job, None, exc) for job in batch])
-            return
-        self._committing.add(key)
+        except BaseException:  # nothing of this batch stands
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
         done = loop.run_in_executor(self._committer, self._commit, conn)
         done.add_done_callback(lambda f: self._committed(loop, f, outcomes))
 
-    @staticmethod
-    def _run(conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+    def _run(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
         """Run the batch's jobs in the open transaction. Optimistically all together; if one
         raises, undo the whole batch and run each job again inside a SAVEPOINT of its own, so
         the failing job rolls back alone (jobs are plain statements, safe to run again)."""
@@ -194,7 +255,7 @@ class Store:
             return outcomes
         except Exception:  # noqa: BLE001 - rerun below, each job isolated
             conn.execute("ROLLBACK")
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn, wait=False)
         outcomes.clear()
         for job in batch:
             conn.execute("SAVEPOINT job")
@@ -209,29 +270,40 @@ class Store:
                 outcomes.append((job, result, None))
         return outcomes
 
-    def _commit(self, conn: sqlite3.Connection) -> None:
+    @staticmethod
+    def _commit(conn: sqlite3.Connection) -> None:
         """On the committer thread: the fsync happens here, with the GIL released."""
         try:
             conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        finally:
-            self._wlock.release()
 
     def _committed(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None],
                    outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
-        self._committing.discard(id(loop))
         error = done.exception()
-        self._settle(outcomes if error is None else [(job, None, error) for job, _, _ in outcomes])
+        self._finish(loop, outcomes if error is None else [(job, None, error) for job, _, _ in outcomes])
+
+    def _finish(self, loop: asyncio.AbstractEventLoop, outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """The batch is over (committed or not): release the write lock, answer, start the next."""
+        self._committing.discard(id(loop))
+        self._wlock.release()
+        self._settle(outcomes)
         if self._pending.get(id(loop)):
             self._flush(loop)
 
     @staticmethod
     def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         for job, result, error in outcomes:
-            if job.future is None or job.future.done():
+            if error is not None and is_database_busy(error):
+                error = database_busy(error)
+            if job.future is None:
+                if error is not None:
+                    log.warning("background write %s failed: %s", getattr(job.fn, "__qualname__", job.fn), error)
+                continue
+            if job.future.done():
                 continue
             if error is None:
                 job.future.set_result(result)

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from js2mail.errors import QueueFull
 from js2mail.providers.base import Refused
 from js2mail.store import events
 
@@ -88,12 +89,29 @@ class NewMessage:
     payload: bytes  # sealed envelope
 
 
+@dataclass(frozen=True)
+class QueueCaps:
+    messages: int
+    bytes: int
+
+
+def queue_usage(conn: sqlite3.Connection, app_id: str) -> tuple[int, int]:
+    """The application's messages not yet final, and their total size (kept by triggers, m009)."""
+    row = conn.execute("SELECT messages, bytes FROM queue_usage WHERE application_id = ?", (app_id,)).fetchone()
+    return (row[0], row[1]) if row is not None else (0, 0)
+
+
+def over_caps(usage: tuple[int, int], size: int, caps: QueueCaps) -> bool:
+    return usage[0] + 1 > caps.messages or usage[1] + size > caps.bytes
+
+
 def enqueue(
     conn: sqlite3.Connection,
     msg: NewMessage,
     now: float,
     idempotency: IdempotencyRecord | None = None,
     extra_event: tuple[str, dict[str, Any]] | None = None,
+    caps: QueueCaps | None = None,
 ) -> IdempotencyOutcome:
     """Queue the message, its sealed body, its `mail.queued` event (and `extra_event`) in one go;
     with an idempotency record, only if the key is new — otherwise queue nothing and say why."""
@@ -101,6 +119,8 @@ def enqueue(
         outcome = record_idempotency(conn, msg.workspace_id, msg.application_id, idempotency, now)
         if outcome.state != "accepted":
             return outcome
+    if caps is not None and over_caps(queue_usage(conn, msg.application_id), msg.size, caps):
+        raise QueueFull.for_caps(caps)  # raising rolls the idempotency claim back with the job
     due = max(now, msg.scheduled_at or now)
     conn.execute(
         "INSERT INTO messages (id, workspace_id, application_id, mailbox_id, source, status, attempts, created_at,"

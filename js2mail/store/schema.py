@@ -309,6 +309,49 @@ def m010_lanes(db: Database) -> None:
         """,
     )
 
+
+@core()
+def m009_limits(db: Database) -> None:
+    """Per-application totals of the messages not yet final (queued, sending, retrying), kept by
+    triggers, so the queue caps cost one primary-key read per send."""
+    active = "('queued', 'sending', 'retrying')"
+    _run(
+        db,
+        f"""
+        CREATE TABLE queue_usage (
+            application_id TEXT PRIMARY KEY REFERENCES applications(id) ON DELETE CASCADE,
+            messages INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO queue_usage (application_id, messages, bytes)
+            SELECT application_id, COUNT(*), COALESCE(SUM(size), 0) FROM messages
+            WHERE status IN {active} GROUP BY application_id;
+        CREATE TRIGGER queue_usage_inserted AFTER INSERT ON messages WHEN NEW.status IN {active}
+            BEGIN
+                INSERT INTO queue_usage (application_id, messages, bytes) VALUES (NEW.application_id, 1, NEW.size)
+                ON CONFLICT (application_id) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
+            END;
+        CREATE TRIGGER queue_usage_finished AFTER UPDATE OF status ON messages
+            WHEN OLD.status IN {active} AND NEW.status NOT IN {active}
+            BEGIN
+                UPDATE queue_usage SET messages = messages - 1, bytes = bytes - OLD.size
+                WHERE application_id = OLD.application_id;
+            END;
+        CREATE TRIGGER queue_usage_reopened AFTER UPDATE OF status ON messages
+            WHEN OLD.status NOT IN {active} AND NEW.status IN {active}
+            BEGIN
+                INSERT INTO queue_usage (application_id, messages, bytes) VALUES (NEW.application_id, 1, NEW.size)
+                ON CONFLICT (application_id) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes;
+            END;
+        CREATE TRIGGER queue_usage_deleted AFTER DELETE ON messages WHEN OLD.status IN {active}
+            BEGIN
+                UPDATE queue_usage SET messages = messages - 1, bytes = bytes - OLD.size
+                WHERE application_id = OLD.application_id;
+            END
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 

@@ -1,9 +1,9 @@
-"""Every sealed column in the schema, for `crypto rotate` (re-seal under the newest data key)."""
+"""Every sealed column in the schema, for `crypto rotate` (re-seal under the newest data key), read
+and rewritten a chunk at a time so the rotation never holds the write lock for long."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
 # (table, id column, sealed column, AAD column name). The AAD names the column the value belongs to
 # logically: a webhook's previous secret is sealed as its `secret`, so it can become current.
@@ -16,13 +16,16 @@ SEALED_COLUMNS = [
 ]
 
 
-def reseal_all(conn: sqlite3.Connection, reseal: Callable[[bytes, str, str, str], bytes | None]) -> int:
-    """Re-seal every value whose envelope `reseal` returns anew (None: leave it). Returns the count."""
+def sealed_chunk(conn: sqlite3.Connection, table: str, id_col: str, col: str, after: int,
+                 limit: int) -> list[sqlite3.Row]:
+    """Up to `limit` rows of `table` with a value in `col`, by rowid after `after`: (rowid, id, v)."""
+    return conn.execute(f"SELECT rowid AS rowid, {id_col} AS id, {col} AS v FROM {table}"
+                        f" WHERE rowid > ? AND {col} IS NOT NULL ORDER BY rowid LIMIT ?", (after, limit)).fetchall()
+
+
+def replace_sealed(conn: sqlite3.Connection, table: str, col: str, updates: list[tuple[bytes, int, bytes]]) -> int:
+    """Write (new value, rowid, old value) triples; a row changed meanwhile keeps its newer value."""
     count = 0
-    for table, id_col, col, aad_col in SEALED_COLUMNS:
-        for row in conn.execute(f"SELECT {id_col} AS id, {col} AS v FROM {table} WHERE {col} IS NOT NULL").fetchall():
-            fresh = reseal(bytes(row["v"]), table, aad_col, row["id"])
-            if fresh is not None:
-                conn.execute(f"UPDATE {table} SET {col} = ? WHERE {id_col} = ?", (fresh, row["id"]))
-                count += 1
+    for fresh, rowid, old in updates:
+        count += conn.execute(f"UPDATE {table} SET {col} = ? WHERE rowid = ? AND {col} = ?", (fresh, rowid, old)).rowcount
     return count
