@@ -68,6 +68,14 @@ class WebhooksConfig:
     allowed_hosts: list[str] = field(default_factory=list)
     timeout: float = 10.0
     poll_interval: float = 1.0
+    redeliver_window_hours: float = 72.0  # a given-up delivery's sealed payload is kept this long for redelivery
+    disable_after: str = "3d"  # an endpoint failing continuously this long is disabled (a duration: 72h, 3d)
+
+    @property
+    def disable_after_seconds(self) -> float:
+        from js2mail.service.keys import parse_duration
+
+        return parse_duration(self.disable_after)
 
 
 @dataclass
@@ -160,7 +168,23 @@ def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError(f"server.port {settings.server.port} is not a port (1-65535): check [server] port in "
                           f"{config_path} and JS2MAIL_SERVER_PORT", code="config_invalid")
+    _check_webhooks(settings.webhooks, config_path)
     return settings
+
+
+def _check_webhooks(cfg: WebhooksConfig, config_path: Path) -> None:
+    from js2mail.errors import ValidationError
+
+    try:
+        seconds = cfg.disable_after_seconds
+    except ValidationError as exc:
+        raise ConfigError(f"webhooks.disable_after: {exc.message} (in {config_path} or JS2MAIL_WEBHOOKS_DISABLE_AFTER)",
+                          code="config_invalid") from None
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"webhooks.disable_after must be a positive duration like 72h or 3d, not {cfg.disable_after!r}",
+                          code="config_invalid")
+    if not 0 <= cfg.redeliver_window_hours < float("inf"):
+        raise ConfigError("webhooks.redeliver_window_hours must be 0 or more hours", code="config_invalid")
 
 
 def _home_in(home: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:

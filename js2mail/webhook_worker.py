@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from typing import TYPE_CHECKING
 
 from js2mail import outcomes, webhooks
@@ -12,7 +13,7 @@ from js2mail.errors import CryptoError
 from js2mail.models import new_id
 from js2mail.retry import next_attempt_at
 from js2mail.service import Context
-from js2mail.service.webhooks import active_secrets, policy
+from js2mail.service.webhooks import active_secrets, housekeeping, policy
 from js2mail.store import events
 from js2mail.store import webhooks as rows
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("js2mail.webhooks")
 BATCH = 100
 PARALLEL = 16
+HOUSEKEEPING_EVERY = 60.0
 
 
 class WebhookWorker:
@@ -34,6 +36,7 @@ class WebhookWorker:
         self._running = False
         self._limit = asyncio.Semaphore(PARALLEL)
         self._http: httpx.AsyncClient | None = None  # one client: one TLS context, pooled connections
+        self._housekept = float("-inf")
 
     async def tick(self) -> None:
         if self._running or self.stopping:
@@ -49,8 +52,15 @@ class WebhookWorker:
                 await asyncio.gather(*(outcomes.webhook(self.ctx, d, self._deliver(d)) for d in due))
                 if len(due) < BATCH:
                     break
+            await self._housekeeping()
         finally:
             self._running = False
+
+    async def _housekeeping(self) -> None:
+        """Auto-disable and the redelivery window's wipe, at most once a minute (of the clock)."""
+        if self.ctx.clock.now() - self._housekept >= HOUSEKEEPING_EVERY:
+            self._housekept = self.ctx.clock.now()
+            await housekeeping(self.ctx)
 
     async def drain(self, timeout: float) -> None:
         self.stopping = True
@@ -90,23 +100,27 @@ class WebhookWorker:
                 return
             headers = webhooks.delivery_headers(body=body, event_type=d["event_type"], delivery_id=d["id"],
                                                 secrets=secrets, now=self.ctx.clock.now())
+            started = time.monotonic()
             result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout, client=self._client())
+            latency = round((time.monotonic() - started) * 1000)
             now = self.ctx.clock.now()
             if result.delivered:
                 await store.write(rows.record_attempt, d["id"], status="delivered", attempts=attempt, now=now,
-                                  next_at=None, http_status=result.status_code, error=None)
+                                  next_at=None, http_status=result.status_code, error=None, latency_ms=latency)
             elif result.gone:
                 await store.write(_gone, d["id"], endpoint["id"], attempt, now, result.status_code)
                 log.warning("webhook endpoint %s answered 410 Gone: disabled", endpoint["id"])
             else:
-                await self._retry_or_fail(d, attempt, result.status_code, result.error or "failed", result.retry_after)
+                await self._retry_or_fail(d, attempt, result.status_code, result.error or "failed", result.retry_after,
+                                          latency)
 
     async def _retry_or_fail(self, d: sqlite3.Row, attempt: int, status: int | None, error: str,
-                             retry_after: float | None) -> None:
+                             retry_after: float | None, latency_ms: int | None = None) -> None:
         now = self.ctx.clock.now()
         next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, retry_after)
         await self.ctx.store.write(rows.record_attempt, d["id"], status="pending" if next_at else "failed",
-                                   attempts=attempt, now=now, next_at=next_at, http_status=status, error=error)
+                                   attempts=attempt, now=now, next_at=next_at, http_status=status, error=error,
+                                   latency_ms=latency_ms)
 
 
 def _body_of(ctx: Context, d: sqlite3.Row) -> bytes:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+MessageStatus = Literal["queued", "sending", "retrying", "sent", "failed", "cancelled", "dry_run"]
 
 
 class Attachment(msgspec.Struct, rename="camel"):
@@ -25,16 +29,17 @@ class SendRequest(msgspec.Struct, rename="camel", omit_defaults=True):
     metadata: dict[str, str] | None = None
     idempotency_key: str | None = None
     scheduled_at: str | None = None
+    dry_run: bool | None = None  # everything but the provider call; the message ends `dry_run`
 
 
 class SendResponse(msgspec.Struct):
     id: str
-    status: str
+    status: MessageStatus
 
 
 class Message(msgspec.Struct, rename="camel"):
     id: str
-    status: str
+    status: MessageStatus
     attempts: int
     created_at: str
     sent_at: str | None
@@ -51,3 +56,28 @@ class Message(msgspec.Struct, rename="camel"):
 class MessageList(msgspec.Struct, rename="camel"):
     data: list[Message]
     next_cursor: str | None
+
+
+class Delivery(msgspec.Struct, rename="camel"):
+    """A webhook delivery's outcome; never its payload."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_http_status: int | None
+    last_error: str | None
+    latency_ms: int | None
+    created_at: str
+    last_attempt_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+    failed_at: str | None
+    redelivered_at: str | None
+    redeliverable: bool
+
+
+class DeliveryList(msgspec.Struct):
+    data: list[Delivery]
