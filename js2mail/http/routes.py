@@ -36,7 +36,7 @@ async def send_mail(request: Request[Any, Any, Any], data: schemas.SendRequest) 
     payload = msgspec.to_builtins(data)
     outcome = await svc.send(ctx, principal, payload, request.headers.get("idempotency-key"))
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(schemas.SendResponse(**outcome.body), status_code=outcome.status_code, headers=headers)
+    return Response(msgspec.convert(outcome.body, schemas.SendResponse), status_code=outcome.status_code, headers=headers)
 
 
 @get("/v1/messages", tags=V1, summary="List this application's messages, newest first", sync_to_thread=False)

@@ -32,9 +32,22 @@ class SendRequest(msgspec.Struct, rename="camel", omit_defaults=True):
     dry_run: bool | None = None  # everything but the provider call; the message ends `dry_run`
 
 
-class SendResponse(msgspec.Struct):
+class QuotaPreview(msgspec.Struct, rename="camel"):
+    daily: int
+    used_today: int
+    remaining: int
+    would_send_today: bool
+
+
+class DryRunPreview(msgspec.Struct):
+    size: int  # bytes of the built RFC 5322 message
+    quota: QuotaPreview | None  # the mailbox's daily quota as it stands (nothing reserved); null without one
+
+
+class SendResponse(msgspec.Struct, omit_defaults=True):
     id: str
     status: MessageStatus
+    dry_run: DryRunPreview | None = msgspec.field(default=None, name="dryRun")  # only for "dryRun": true
 
 
 class Message(msgspec.Struct, rename="camel"):

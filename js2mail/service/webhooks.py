@@ -167,8 +167,7 @@ async def _redeliver_checked(ctx: Context, endpoint: sqlite3.Row, delivery_id: s
             + ("when it was delivered" if d["status"] == "delivered"
                else f"after the {window:g} h redelivery window ([webhooks] redeliver_window_hours)"),
             code="payload_gone")
-    _kick(ctx)
-    return delivery_view(ctx.store.read(rows.delivery, delivery_id))
+    return delivery_view(ctx.store.read(rows.delivery, delivery_id) or d)
 
 
 async def redeliver(ctx: Context, endpoint_id: str, delivery_id: str, *, app_id: str | None = None) -> dict[str, Any]:
@@ -191,11 +190,10 @@ async def redeliver_since(ctx: Context, endpoint_id: str, since: float) -> dict[
         raise Conflict(f"webhook endpoint {endpoint_id} is {endpoint['status']}; enable it first",
                        code="endpoint_disabled", hint=f"js2mail webhooks enable {endpoint_id} --redeliver-since …")
     now = ctx.clock.now()
-    queued, gone = [], []
+    queued: list[str] = []
+    gone: list[str] = []
     for d in ctx.store.read(rows.failed_since, endpoint_id, since):
         (queued if await ctx.store.write(rows.redeliver, d["id"], now) else gone).append(d["id"])
-    if queued:
-        _kick(ctx)
     return {"endpoint": endpoint_id, "since": iso(since), "redelivered": queued, "payloadGone": gone}
 
 
@@ -207,18 +205,6 @@ async def enable(ctx: Context, endpoint_id: str, redeliver_from: float | None = 
     if redeliver_from is not None:
         info["redelivery"] = await redeliver_since(ctx, endpoint_id, redeliver_from)
     return info
-
-
-def _kick(ctx: Context) -> None:
-    runtime = ctx.extras.get("runtime")
-    worker = getattr(runtime, "webhooks", None) if runtime is not None else None
-    if worker is not None and getattr(runtime, "running", False):
-        import asyncio
-
-        try:
-            asyncio.get_running_loop().create_task(worker.tick())
-        except RuntimeError:
-            pass
 
 
 async def housekeeping(ctx: Context) -> dict[str, int]:
