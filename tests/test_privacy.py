@@ -281,7 +281,8 @@ def test_readme_privacy_table_names_every_table_and_field(tmp_path: Path, monkey
 def test_what_the_readme_says_is_kept_is_what_is_kept(scenario: Scenario) -> None:
     how_long = {names[0]: until for names, _, until in _readme_privacy_rows()}
     assert "until the message is sent, failed or cancelled" in how_long["message_bodies"]
-    assert "until the delivery is final" in how_long["webhook_deliveries"]
+    assert "until the delivery is delivered (wiped in that same statement)" in how_long["webhook_deliveries"]
+    assert "given up" in how_long["webhook_deliveries"] and "redeliver_window_hours" in how_long["webhook_deliveries"]
     assert how_long["messages"].startswith("`retention_days`") and how_long["idempotency_keys"] == "`retention_days`"
     left = scenario.left
     assert left["bodies"] == 0  # every message is final: no body is left
