@@ -113,3 +113,12 @@ def test_cli_send_dry_run(home: Path, setup: tuple[SmtpServer, Receiver, str, di
         time.sleep(1.0)  # a running dispatcher finds nothing to send
     assert smtp.messages == []
     assert run_cli("messages", "show", listed[0]["id"], "--json").json()["status"] == "dry_run"
+
+
+def test_dry_runs_count_against_the_rate_limit(home: Path, setup: tuple[SmtpServer, Receiver, str, dict]) -> None:
+    _, _, key, _ = setup
+    (home / "config.toml").write_text(CONFIG + "[rate_limit]\nrate = 0.01\nburst = 2\n")
+    with ServerProcess(home) as server, httpx.Client(base_url=server.url, headers={"X-Api-Key": key}) as client:
+        answers = [client.post("/v1/send", json={**MAIL, "dryRun": True}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].json()["error"]["code"] == "rate_limited" and "Retry-After" in answers[2].headers

@@ -197,7 +197,7 @@ def test_retry_schedule_then_give_up_keeps_the_payload_for_the_window_then_wipes
 
 
 def test_an_endpoint_failing_for_three_days_is_disabled_announced_and_enabled_again(
-        clocked: tuple[Context, Receiver]) -> None:
+        clocked: tuple[Context, Receiver], caplog: pytest.LogCaptureFixture) -> None:
     ctx, receiver = clocked
     clock: FakeClock = ctx.clock  # type: ignore[assignment]
     with Receiver() as watcher:
@@ -218,6 +218,8 @@ def test_an_endpoint_failing_for_three_days_is_disabled_announced_and_enabled_ag
                 disabled_at = clock.now()
                 break
         assert disabled_at is not None and 3 * 86400 <= disabled_at - start <= 3 * 86400 + 1800
+        assert any(r.name == "js2mail.webhooks" and hook["id"] in r.getMessage() and "disabled automatically"
+                   in r.getMessage() for r in caplog.records)  # the disable is logged
         attempts_then = len(receiver.requests)
         listed = run_cli("webhooks", "list", "--json").json()
         mine = next(w for w in listed if w["id"] == hook["id"])
