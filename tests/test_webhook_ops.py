@@ -109,6 +109,9 @@ def test_deliveries_and_redeliver_through_the_api_and_the_cli(
         (failed,) = listed.json()
         human = run_cli("webhooks", "deliveries", "--endpoint", hook["id"])
         assert failed["id"] in human.out and "500" in human.out
+        everyone = run_cli("webhooks", "deliveries", "--status", "failed", "--json").json()  # all endpoints
+        assert [x["id"] for x in everyone] == [failed["id"]]
+        assert run_cli("webhooks", "deliveries", "--endpoint", "whk_nope").code != 0
         again = run_cli("webhooks", "redeliver", "--endpoint", hook["id"], "--since", "2h", "--json")
         assert again.code == 0, again.err
         assert again.json()["redelivered"] == [failed["id"]]

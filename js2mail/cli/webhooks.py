@@ -109,9 +109,9 @@ def rotate_secret(
 
 
 def _delivery_table(found: list[dict[str, Any]]) -> None:
-    common.table("Deliveries", ["id", "event", "status", "attempts", "last HTTP", "latency ms", "last attempt",
+    common.table("Deliveries", ["id", "endpoint", "event", "status", "attempts", "last HTTP", "latency ms", "last attempt",
                                 "last error", "redeliverable"],
-                 [[d["id"], d["eventType"], d["status"], d["attempts"], d["lastHttpStatus"] or "",
+                 [[d["id"], d["endpointId"], d["eventType"], d["status"], d["attempts"], d["lastHttpStatus"] or "",
                    "" if d["latencyMs"] is None else d["latencyMs"], d["lastAttemptAt"] or "",
                    (d["lastError"] or "")[:60], "yes" if d["redeliverable"] else "no"] for d in found],
                  empty="No deliveries.")
@@ -119,12 +119,12 @@ def _delivery_table(found: list[dict[str, Any]]) -> None:
 
 @app.command("deliveries")
 def deliveries(
-    endpoint_id: Annotated[str, typer.Option("--endpoint", help="The endpoint id (whk_...).")],
+    endpoint_id: Annotated[str | None, typer.Option("--endpoint", help="One endpoint (whk_...); default: all.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="pending, delivered or failed.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """An endpoint's recent deliveries: outcome, attempts, last HTTP status, latency (never payloads)."""
+    """Recent deliveries: outcome, attempts, last HTTP status, latency (never payloads)."""
     from js2mail.service import webhooks
 
     with common.open_context() as ctx:

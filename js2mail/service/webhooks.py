@@ -141,13 +141,15 @@ def delivery_view(row: sqlite3.Row) -> dict[str, Any]:
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 
-def list_deliveries(ctx: Context, endpoint_id: str, *, app_id: str | None = None, status: str | None = None,
+def list_deliveries(ctx: Context, endpoint_id: str | None, *, app_id: str | None = None, status: str | None = None,
                     limit: int = 20) -> list[dict[str, Any]]:
+    """One endpoint's recent deliveries; without an endpoint (operators only), every endpoint's."""
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationError(f"status must be one of {', '.join(DELIVERY_STATUSES)}", code="invalid_status")
     if not 1 <= limit <= 100:
         raise ValidationError("limit must be between 1 and 100", code="invalid_limit")
-    find_for(ctx, app_id, endpoint_id)
+    if endpoint_id is not None or app_id is not None:
+        find_for(ctx, app_id, endpoint_id or "")
     return [delivery_view(r) for r in ctx.store.read(rows.deliveries, endpoint_id, status, limit)]
 
 

@@ -96,13 +96,14 @@ DELIVERY_COLUMNS = ("id, endpoint_id, event_id, event_type, status, attempts, cr
                     " payload IS NOT NULL AS has_payload")  # never the payload itself
 
 
-def deliveries(conn: sqlite3.Connection, endpoint_id: str, status: str | None = None,
+def deliveries(conn: sqlite3.Connection, endpoint_id: str | None, status: str | None = None,
                limit: int = 20) -> list[sqlite3.Row]:
-    """An endpoint's most recent deliveries (metadata only), newest first."""
-    where = " AND status = ?" if status else ""
-    params: tuple[object, ...] = (endpoint_id, status, limit) if status else (endpoint_id, limit)
-    return conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?{where}"
-                        " ORDER BY created_at DESC, rowid DESC LIMIT ?", params).fetchall()
+    """The most recent deliveries (metadata only) of one endpoint, or of all, newest first."""
+    where = [clause for clause, value in (("endpoint_id = ?", endpoint_id), ("status = ?", status)) if value]
+    params = [value for value in (endpoint_id, status) if value]
+    return conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
+                        f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+                        " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, limit)).fetchall()
 
 
 def delivery(conn: sqlite3.Connection, delivery_id: str) -> sqlite3.Row | None:
