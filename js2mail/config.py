@@ -53,6 +53,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "webhooks.timeout": (0.1, 300),
     "webhooks.poll_interval": (0.01, 3600),
     "webhooks.concurrency_per_endpoint": (1, 100),
+    "webhooks.redeliver_window_hours": (0, 24 * 365),
     "forms.rate_per_minute": (1, 100_000),
     "forms.max_file_bytes": (1, 4 * GIB),
     "forms.max_total_bytes": (1, 4 * GIB),
@@ -122,6 +123,14 @@ class WebhooksConfig:
     timeout: float = 10.0
     poll_interval: float = 1.0
     concurrency_per_endpoint: int = 4  # deliveries in flight per endpoint; a hanging one holds up only itself
+    redeliver_window_hours: float = 72.0  # a given-up delivery's sealed payload is kept this long for redelivery
+    disable_after: str = "3d"  # an endpoint failing continuously this long is disabled (a duration: 72h, 3d)
+
+    @property
+    def disable_after_seconds(self) -> float:
+        from js2mail.service.keys import parse_duration
+
+        return parse_duration(self.disable_after)
 
 
 @dataclass
@@ -221,6 +230,7 @@ def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str
         raise ConfigError(f"JS2MAIL_CONFIG names {config_path}, which does not exist", code="config_missing")
     _apply_env(settings, environ)
     _check_limits(settings)
+    _check_webhooks(settings.webhooks, config_path)
     return settings
 
 
@@ -230,6 +240,21 @@ def _check_limits(settings: Settings) -> None:
     if server.max_inflight_body_bytes < server.max_body_bytes:
         raise ConfigError("setting 'server.max_inflight_body_bytes' must be at least server.max_body_bytes, "
                           "or the largest request could never be read", code="config_invalid")
+
+
+def _check_webhooks(cfg: WebhooksConfig, config_path: Path) -> None:
+    from js2mail.errors import ValidationError
+
+    try:
+        seconds = cfg.disable_after_seconds
+    except ValidationError as exc:
+        raise ConfigError(f"webhooks.disable_after: {exc.message} (in {config_path} or JS2MAIL_WEBHOOKS_DISABLE_AFTER)",
+                          code="config_invalid") from None
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"webhooks.disable_after must be a positive duration like 72h or 3d, not {cfg.disable_after!r}",
+                          code="config_invalid")
+    if not 0 <= cfg.redeliver_window_hours < float("inf"):
+        raise ConfigError("webhooks.redeliver_window_hours must be 0 or more hours", code="config_invalid")
 
 
 def _home_in(home: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:

@@ -58,7 +58,7 @@ TRACE_HEADERS = {"received", "received-spf", "authentication-results", "dkim-sig
                  "delivered-to", "x-original-to", "return-receipt-to"}
 TRACE_PREFIXES = ("resent-", "arc-")
 KNOWN_FIELDS = {"from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments", "headers",
-                "metadata", "idempotencyKey", "scheduledAt"}
+                "metadata", "idempotencyKey", "scheduledAt", "dryRun"}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "cancelled")
+MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "cancelled", "dry_run")
 
 
 def new_id(prefix: str, length: int = 20) -> str:

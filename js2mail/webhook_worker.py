@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from typing import TYPE_CHECKING
 
 from js2mail import outcomes, webhooks
@@ -13,7 +14,7 @@ from js2mail.lanes import Lanes
 from js2mail.models import new_id
 from js2mail.retry import next_attempt_at
 from js2mail.service import Context
-from js2mail.service.webhooks import active_secrets, policy
+from js2mail.service.webhooks import active_secrets, housekeeping, policy
 from js2mail.store import events
 from js2mail.store import webhooks as rows
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("js2mail.webhooks")
 IN_FLIGHT = 64  # deliveries in flight at once, all endpoints together (below httpx's pool of 100)
+HOUSEKEEPING_EVERY = 60.0
 
 
 class WebhookWorker:
@@ -38,6 +40,7 @@ class WebhookWorker:
                                                total=IN_FLIGHT)
         self._limit = asyncio.Semaphore(IN_FLIGHT)  # the lanes stay under it; a guard for any other caller
         self._http: httpx.AsyncClient | None = None  # one client: one TLS context, pooled connections
+        self._housekept = float("-inf")
 
     @property
     def stopping(self) -> bool:
@@ -47,12 +50,22 @@ class WebhookWorker:
         self.lanes.kick()
 
     async def tick(self) -> None:
-        """The scheduler's poll: due deliveries start if their endpoint's lane has room."""
+        """The scheduler's poll: due deliveries start if their endpoint's lane has room; then the
+        housekeeping (auto-disable, the redelivery window's wipe), at most once a minute."""
         self.lanes.kick()
+        await self._housekeeping()
 
     async def run_once(self) -> int:
         """Deliver everything due now and wait for it; how many deliveries started."""
-        return await self.lanes.run_until_idle()
+        started = await self.lanes.run_until_idle()
+        await self._housekeeping()
+        return started
+
+    async def _housekeeping(self) -> None:
+        """Auto-disable and the redelivery window's wipe, at most once a minute (of the clock)."""
+        if self.ctx.clock.now() - self._housekept >= HOUSEKEEPING_EVERY:
+            self._housekept = self.ctx.clock.now()
+            await housekeeping(self.ctx)
 
     async def _claim(self, busy: dict[str, int], room: int) -> list[sqlite3.Row]:
         now = self.ctx.clock.now()
@@ -96,25 +109,29 @@ class WebhookWorker:
                 return
             headers = webhooks.delivery_headers(body=body, event_type=d["event_type"], delivery_id=d["id"],
                                                 secrets=secrets, now=self.ctx.clock.now())
+            started = time.monotonic()
             result = await webhooks.deliver(target, body, headers, timeout=self.cfg.timeout, client=self._client())
             log.info("webhook %s %s to %s (attempt %d): %s", d["event_type"], d["id"], target.host, attempt,
                      "delivered" if result.delivered else result.error)  # the host only: paths carry tokens
+            latency = round((time.monotonic() - started) * 1000)
             now = self.ctx.clock.now()
             if result.delivered:
                 await store.write(rows.record_attempt, d["id"], status="delivered", attempts=attempt, now=now,
-                                  next_at=None, http_status=result.status_code, error=None)
+                                  next_at=None, http_status=result.status_code, error=None, latency_ms=latency)
             elif result.gone:
                 await store.write(_gone, d["id"], endpoint["id"], attempt, now, result.status_code)
                 log.warning("webhook endpoint %s answered 410 Gone: disabled", endpoint["id"])
             else:
-                await self._retry_or_fail(d, attempt, result.status_code, result.error or "failed", result.retry_after)
+                await self._retry_or_fail(d, attempt, result.status_code, result.error or "failed", result.retry_after,
+                                          latency)
 
     async def _retry_or_fail(self, d: sqlite3.Row, attempt: int, status: int | None, error: str,
-                             retry_after: float | None) -> None:
+                             retry_after: float | None, latency_ms: int | None = None) -> None:
         now = self.ctx.clock.now()
         next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, retry_after)
         await self.ctx.store.write(rows.record_attempt, d["id"], status="pending" if next_at else "failed",
-                                   attempts=attempt, now=now, next_at=next_at, http_status=status, error=error)
+                                   attempts=attempt, now=now, next_at=next_at, http_status=status, error=error,
+                                   latency_ms=latency_ms)
 
 
 def _body_of(ctx: Context, d: sqlite3.Row) -> bytes:

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 SIGNATURE_HEADER = "X-JS2Mail-Signature"
 DELIVERY_ID_HEADER = "X-JS2Mail-Delivery-Id"
 EVENT_HEADER = "X-JS2Mail-Event"
-EVENT_TYPES = ("mail.queued", "mail.sent", "mail.retrying", "mail.failed", "form.submitted")
+EVENT_TYPES = ("mail.queued", "mail.sent", "mail.retrying", "mail.failed", "mail.dry_run", "form.submitted",
+               "webhook.disabled")
 RESPONSE_CAP = 64 * 1024
 MAX_URL = 2048
 _BASE62 = string.ascii_letters + string.digits

@@ -281,7 +281,8 @@ def test_readme_privacy_table_names_every_table_and_field(tmp_path: Path, monkey
 def test_what_the_readme_says_is_kept_is_what_is_kept(scenario: Scenario) -> None:
     how_long = {names[0]: until for names, _, until in _readme_privacy_rows()}
     assert "until the message is sent, failed or cancelled" in how_long["message_bodies"]
-    assert "until the delivery is final" in how_long["webhook_deliveries"]
+    assert "until the delivery is delivered (wiped in that same statement)" in how_long["webhook_deliveries"]
+    assert "given up" in how_long["webhook_deliveries"] and "redeliver_window_hours" in how_long["webhook_deliveries"]
     assert how_long["messages"].startswith("`retention_days`") and how_long["idempotency_keys"] == "`retention_days`"
     left = scenario.left
     assert left["bodies"] == 0  # every message is final: no body is left
@@ -456,7 +457,8 @@ def test_upgrading_wipes_final_delivery_bodies_redacts_old_logs_and_still_delive
 
 
 def test_a_delivery_keeps_its_sealed_body_until_final_and_not_after(home: Path) -> None:
-    """Re-deliveries before the end send the same bytes; given up, disabled by a 410 or removed: no body left."""
+    """Re-deliveries before the end send the same bytes; removed: no body left; given up or disabled by
+    a 410: only the sealed payload, for the redelivery window, then no body left."""
     from js2mail.service import webhooks as hooks
     from js2mail.webhook_worker import WebhookWorker
 
@@ -492,13 +494,19 @@ def test_a_delivery_keeps_its_sealed_body_until_final_and_not_after(home: Path) 
 
             asyncio.run(round_of_deliveries())
             assert hooks.find(ctx, ids["gone"])["status"] == "disabled"  # 410: disabled, its deliveries given up
-            assert [(r["status"], r["payload"], r["body"]) for r in deliveries(ids["gone"])] == [("failed", None, b"")] * 2
+            kept = deliveries(ids["gone"])  # sealed, for `webhooks redeliver` within the window
+            assert [(r["status"], r["body"]) for r in kept] == [("failed", b"")] * 2 and all(r["payload"] for r in kept)
+            assert not any(b"metadata" in bytes(r["payload"]) for r in kept)  # sealed, not plain JSON
             first = [r.body for r in failing.wait_for(2)]
             assert all(r["status"] == "pending" and r["payload"] for r in deliveries(ids["failing"]))
             clock.advance(60)
             asyncio.run(round_of_deliveries())  # the last retry: 500 again, given up
             again = [r.body for r in failing.wait_for(4)][2:]
             assert sorted(again) == sorted(first)  # the same event bodies, opened from the sealed payload
-            assert [(r["status"], r["payload"], r["body"]) for r in deliveries(ids["failing"])] == [("failed", None, b"")] * 2
+            assert all(r["status"] == "failed" and r["payload"] for r in deliveries(ids["failing"]))
+            clock.advance(72 * 3600 + 1)  # past [webhooks] redeliver_window_hours
+            asyncio.run(round_of_deliveries())
+            for endpoint in ("gone", "failing"):
+                assert [(r["status"], r["payload"], r["body"]) for r in deliveries(ids[endpoint])] == [("failed", None, b"")] * 2
     finally:
         ctx.close()

@@ -28,7 +28,8 @@ def _row(m: dict[str, Any]) -> list[Any]:
 def list_(
     workspace: WorkspaceFilter = None,
     application: AppFilter = None,
-    status: Annotated[str | None, typer.Option("--status", help="queued, sending, retrying, sent, failed, cancelled")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="queued, sending, retrying, sent, failed, cancelled, dry_run")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).",
                                        callback=common.in_range("--limit", 1, 100))] = 20,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after this cursor.")] = None,
@@ -126,6 +127,8 @@ def send(
     bcc: Annotated[list[str] | None, typer.Option("--bcc", help="Bcc (repeatable).")] = None,
     attach: Annotated[list[Path] | None, typer.Option("--attach", help="File to attach (repeatable).")] = None,
     idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, build and account for the mail, but send nothing (status dry_run).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Queue one mail from the terminal; a running `js2mail serve` delivers it."""
@@ -153,8 +156,17 @@ def send(
             files.append({"filename": path.name, "content": base64.b64encode(path.read_bytes()).decode(),
                           "contentType": mimetypes.guess_type(path.name)[0] or "application/octet-stream"})
         payload["attachments"] = files
+    if dry_run:
+        payload["dryRun"] = True
     with common.open_context() as ctx:
         scope = ensure_scope(ctx, workspace, application)
         outcome = common.run_async(messages.send(ctx, scope, payload))
-    common.output(outcome.body, as_json,
-                  lambda: typer.echo(f"Queued {outcome.body['id']}; `js2mail serve` delivers it."))
+    common.output(outcome.body, as_json, lambda: typer.echo(_sent_line(outcome.body)))
+
+
+def _sent_line(body: dict[str, Any]) -> str:
+    if body["status"] != "dry_run":
+        return f"Queued {body['id']}; `js2mail serve` delivers it."
+    quota = body["dryRun"]["quota"]
+    left = f"; daily quota: {quota['remaining']} of {quota['daily']} left today" if quota else ""
+    return f"Dry run {body['id']}: valid, built ({body['dryRun']['size']} bytes){left}. Nothing was sent."

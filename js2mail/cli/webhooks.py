@@ -1,4 +1,4 @@
-"""`js2mail webhooks add|list|remove|test|rotate-secret`."""
+"""`js2mail webhooks add|list|remove|test|rotate-secret|deliveries|redeliver|enable`."""
 
 from __future__ import annotations
 
@@ -105,5 +105,79 @@ def rotate_secret(
     def human() -> None:
         typer.echo(info["secret"])
         typer.echo(f"New secret for {endpoint_id}; the old one is signed alongside for {grace}.", err=True)
+
+    common.output(info, as_json, human)
+
+
+def _delivery_table(found: list[dict[str, Any]]) -> None:
+    common.table("Deliveries", ["id", "endpoint", "event", "status", "attempts", "last HTTP", "latency ms", "last attempt",
+                                "last error", "redeliverable"],
+                 [[d["id"], d["endpointId"], d["eventType"], d["status"], d["attempts"], d["lastHttpStatus"] or "",
+                   "" if d["latencyMs"] is None else d["latencyMs"], d["lastAttemptAt"] or "",
+                   (d["lastError"] or "")[:60], "yes" if d["redeliverable"] else "no"] for d in found],
+                 empty="No deliveries.")
+
+
+@app.command("deliveries")
+def deliveries(
+    endpoint_id: Annotated[str | None, typer.Option("--endpoint", help="One endpoint (whk_...); default: all.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="pending, delivered or failed.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1-100).")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent deliveries: outcome, attempts, last HTTP status, latency (never payloads)."""
+    from js2mail.service import webhooks
+
+    with common.open_context() as ctx:
+        found = webhooks.list_deliveries(ctx, endpoint_id, status=status, limit=limit)
+    common.output(found, as_json, lambda: _delivery_table(found))
+
+
+@app.command("redeliver")
+def redeliver(
+    delivery_id: Annotated[str | None, typer.Argument(help="One delivery id (from `webhooks deliveries`).")] = None,
+    endpoint_id: Annotated[str | None, typer.Option("--endpoint", help="Redeliver this endpoint's failed deliveries...")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="...created this long ago or later (2h, 3d).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a failed delivery again (same delivery id, fresh signature), or all failed ones since a time."""
+    from js2mail.errors import ValidationError
+    from js2mail.service import webhooks
+    from js2mail.service.keys import parse_duration
+
+    if (delivery_id is None) == (endpoint_id is None) or (endpoint_id is not None and since is None):
+        raise ValidationError("give one delivery id, or --endpoint ID --since DURATION", code="invalid_arguments")
+    with common.open_context() as ctx:
+        if delivery_id is not None:
+            one = common.run_async(webhooks.redeliver_delivery(ctx, delivery_id))
+            common.output(one, as_json, lambda: typer.echo(f"Redelivering {delivery_id}; `js2mail serve` sends it."))
+            return
+        assert endpoint_id is not None and since is not None
+        many = common.run_async(webhooks.redeliver_since(ctx, endpoint_id, ctx.clock.now() - parse_duration(since)))
+    common.output(many, as_json, lambda: typer.echo(
+        f"Redelivering {len(many['redelivered'])} failed deliver(ies) of {endpoint_id}"
+        + (f"; {len(many['payloadGone'])} past the redelivery window cannot be" if many["payloadGone"] else "") + "."))
+
+
+@app.command("enable")
+def enable(
+    endpoint_id: IdArg,
+    redeliver_since: Annotated[str | None, typer.Option(
+        "--redeliver-since", help="Also redeliver the failed deliveries created this long ago or later (3d).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a disabled endpoint back on (and redeliver what it missed)."""
+    from js2mail.service import webhooks
+    from js2mail.service.keys import parse_duration
+
+    with common.open_context() as ctx:
+        since = ctx.clock.now() - parse_duration(redeliver_since) if redeliver_since else None
+        info = common.run_async(webhooks.enable(ctx, endpoint_id, since))
+
+    def human() -> None:
+        typer.echo(f"Enabled {endpoint_id}.")
+        if "redelivery" in info:
+            typer.echo(f"Redelivering {len(info['redelivery']['redelivered'])} failed deliver(ies); "
+                       f"{len(info['redelivery']['payloadGone'])} past the redelivery window cannot be.")
 
     common.output(info, as_json, human)

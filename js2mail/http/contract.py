@@ -56,6 +56,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("get", "/v1/forms"): Route("listForms", AUTH_ERRORS),
     ("get", "/v1/forms/{public_id}"): Route("getForm", {**AUTH_ERRORS, 404: ("form_not_found",)}),
     ("delete", "/v1/forms/{public_id}"): Route("deleteForm", {**AUTH_ERRORS, 404: ("form_not_found",)}),
+    ("get", "/v1/webhooks/{endpoint_id}/deliveries"): Route("listWebhookDeliveries", {
+        **AUTH_ERRORS, 404: ("webhook_not_found",), 422: None}),
+    ("post", "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver"): Route("redeliverWebhookDelivery", {
+        **AUTH_ERRORS, 404: ("webhook_not_found", "delivery_not_found"),
+        409: ("payload_gone", "delivery_pending", "endpoint_disabled")}),
     ("options", "/f/{public_id}"): Route("preflightForm", {403: ("origin_not_allowed",), 404: ("form_not_found",),
                                                            503: BUSY}, public=True),
     ("get", "/f/{public_id}/thanks"): Route("formThanks", {}, public=True),

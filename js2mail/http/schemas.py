@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -23,6 +23,8 @@ HeaderValue = Annotated[str, msgspec.Meta(max_length=mail.MAX_HEADER_VALUE, patt
 IDEMPOTENCY_KEY = {"min_length": 1, "max_length": 255, "pattern": r"^[ -~]+$"}  # 1-255 printable ASCII
 IdempotencyKey = Annotated[str, msgspec.Meta(**IDEMPOTENCY_KEY)]
 Timestamp = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+
+MessageStatus = Literal["queued", "sending", "retrying", "sent", "failed", "cancelled", "dry_run"]
 
 
 class Attachment(msgspec.Struct, rename="camel"):
@@ -49,16 +51,30 @@ class SendRequest(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unk
     metadata: Annotated[dict[MetadataKey, MetadataValue], msgspec.Meta(max_length=mail.MAX_METADATA_KEYS)] | None = None
     idempotency_key: IdempotencyKey | None = None
     scheduled_at: Timestamp | None = None
+    dry_run: bool | None = None  # everything but the provider call; the message ends `dry_run`
 
 
-class SendResponse(msgspec.Struct):
+class QuotaPreview(msgspec.Struct, rename="camel"):
+    daily: int
+    used_today: int
+    remaining: int
+    would_send_today: bool
+
+
+class DryRunPreview(msgspec.Struct):
+    size: int  # bytes of the built RFC 5322 message
+    quota: QuotaPreview | None  # the mailbox's daily quota as it stands (nothing reserved); null without one
+
+
+class SendResponse(msgspec.Struct, omit_defaults=True):
     id: str
-    status: str
+    status: MessageStatus
+    dry_run: DryRunPreview | None = msgspec.field(default=None, name="dryRun")  # only for "dryRun": true
 
 
 class Message(msgspec.Struct, rename="camel"):
     id: str
-    status: str
+    status: MessageStatus
     attempts: int
     created_at: str
     sent_at: str | None
@@ -101,3 +117,28 @@ class FormCreate(msgspec.Struct):
     mailbox: str | None = None
     redirect: str | None = None
     origins: list[str] | None = None
+
+
+class Delivery(msgspec.Struct, rename="camel"):
+    """A webhook delivery's outcome; never its payload."""
+
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_http_status: int | None
+    last_error: str | None
+    latency_ms: int | None
+    created_at: str
+    last_attempt_at: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+    failed_at: str | None
+    redelivered_at: str | None
+    redeliverable: bool
+
+
+class DeliveryList(msgspec.Struct):
+    data: list[Delivery]

@@ -44,7 +44,9 @@ def run_checks(settings: Settings, *, dns: bool, now: float, key_max_age_days: i
         for e in ctx.store.read(health.failing_endpoints):
             checks.append({"check": f"webhook {e['id']}", "status": "fail" if e["status"] != "active" else "warn",
                            "detail": f"{e['url']}: {e['status']}, {e['consecutive_failures']} failed attempt(s) in a "
-                                     f"row; last: {e['last_error'] or e['status_detail'] or e['last_outcome']}"})
+                                     f"row; last: {e['last_error'] or e['status_detail'] or e['last_outcome']}"
+                                     + (f" ({e['status_detail']}; `js2mail webhooks enable {e['id']}`)"
+                                        if e["status"] != "active" and e["status_detail"] else "")})
         counts = dict(ctx.store.read(lambda c: c.execute("SELECT status, COUNT(*) FROM messages GROUP BY status")
                                      .fetchall()))
         checks.append({"check": "queue", "status": "ok", "detail": ", ".join(f"{k} {v}" for k, v in counts.items())

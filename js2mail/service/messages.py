@@ -89,11 +89,21 @@ def from_header(req: mail.MailRequest, mailbox: sqlite3.Row) -> str:
     return mail.format_address(name, mailbox["address"])
 
 
+def dry_run_flag(payload: object) -> bool:
+    value = payload.get("dryRun", False) if isinstance(payload, dict) else False
+    if not isinstance(value, bool):
+        raise ValidationError("dryRun must be true or false", code="invalid_dry_run",
+                              details=[{"field": "dryRun", "code": "invalid_type", "message": "expected a boolean"}])
+    return value
+
+
 async def send(ctx: Context, principal: Principal | Scope, payload: object, idempotency_header: str | None = None,
                *, source: str = "api") -> SendOutcome:
     key = idempotency_key(payload, idempotency_header)
+    dry_run = dry_run_flag(payload)
     req = mail.parse_send_request(
-        {k: v for k, v in payload.items() if k != "idempotencyKey"} if isinstance(payload, dict) else payload,
+        {k: v for k, v in payload.items() if k not in ("idempotencyKey", "dryRun")} if isinstance(payload, dict)
+        else payload,
         max_recipients=ctx.settings.dispatch.max_recipients, now=ctx.clock.now(),
         max_schedule_ahead=ctx.settings.dispatch.max_schedule_days * 86400,
     )
@@ -106,7 +116,7 @@ async def send(ctx: Context, principal: Principal | Scope, payload: object, idem
         catalog.remember(catalog.mailboxes, cache_key, mailbox)
     return await enqueue_request(ctx, principal.workspace_id, principal.application_id, req, mailbox,
                                  key=key, fp=fingerprint(payload) if key and isinstance(payload, dict) else None,
-                                 source=source)
+                                 source=source, dry_run=dry_run)
 
 
 async def enqueue_request(
@@ -120,9 +130,13 @@ async def enqueue_request(
     fp: bytes | None = None,
     source: str = "api",
     extra_event: tuple[str, dict[str, Any]] | None = None,
+    dry_run: bool = False,
 ) -> SendOutcome:
     """Validated request → queue: the body is sealed, then the idempotency record, the message and
-    its events are written in one transaction, so a key is never held by a message not queued."""
+    its events are written in one transaction, so a key is never held by a message not queued.
+    A dry run builds the MIME message as the dispatcher would, checks its real size, previews the
+    mailbox's daily quota (reserving nothing) and records the message as `dry_run`: no body is
+    kept and no provider is ever called."""
     eai = mail.eai_addresses(req, mailbox["address"])
     refusal = eai and mail.eai_refusal(eai, mailbox["provider"], json.loads(mailbox["settings"]).get("smtputf8"),
                                        mailbox["address"])
@@ -140,12 +154,16 @@ async def enqueue_request(
         raise QueueFull.for_caps(caps)  # before sealing; a replay (with a key) is decided in the write
     now = ctx.clock.now()
     msg_id = new_sorted_id("msg", now)
-    body = {"id": msg_id, "status": "queued"}
-    sealed = ctx.sealer.seal(mail.serialize(req), table="message_bodies", column="payload", row_id=msg_id)
+    body: dict[str, Any] = {"id": msg_id, "status": "queued"}
+    if dry_run:
+        size = built_size(req, mailbox, msg_id, now, limit)
+        body = {"id": msg_id, "status": "dry_run", "dryRun": {"size": size, "quota": quota_preview(ctx, mailbox, now)}}
+    sealed = b"" if dry_run else ctx.sealer.seal(mail.serialize(req), table="message_bodies", column="payload",
+                                                  row_id=msg_id)
     new = rows.NewMessage(
         id=msg_id, workspace_id=workspace_id, application_id=app_id, mailbox_id=mailbox["id"], source=source,
         scheduled_at=req.scheduled_at, recipient_domains=mail.recipient_domains(req), metadata=dict(req.metadata),
-        size=size, payload=sealed,
+        size=size, payload=sealed, dry_run=dry_run,
     )
     record = rows.IdempotencyRecord(key, fp, 202, msgspec.json.encode(body).decode()) if key is not None and fp is not None else None
     event = (extra_event[0], {**extra_event[1], "messageId": msg_id}) if extra_event else None
@@ -159,9 +177,35 @@ async def enqueue_request(
         raise Conflict("a request with this idempotency key is still being processed; retry shortly",
                        code="idempotency_in_flight")
     runtime = ctx.extras.get("runtime")
-    if runtime is not None and (req.scheduled_at is None or req.scheduled_at <= now):
+    if runtime is not None and not dry_run and (req.scheduled_at is None or req.scheduled_at <= now):
         runtime.kick()
     return SendOutcome(202, body)
+
+
+def built_size(req: mail.MailRequest, mailbox: sqlite3.Row, msg_id: str, now: float, limit: int) -> int:
+    """The size of the RFC 5322 bytes the dispatcher would hand the provider (the same builder)."""
+    try:
+        domain = mail.ascii_domain(mailbox["address"].rsplit("@", 1)[1])  # as the dispatcher builds it
+        raw = mail.flatten(mail.build_email(req, from_header=from_header(req, mailbox), message_id=f"<{msg_id}@{domain}>",
+                                            date=now), drop_bcc=mailbox["provider"] == "smtp")
+    except Exception as exc:  # noqa: BLE001 - what the dispatcher could not build either: refuse it now (422)
+        raise ValidationError(f"the message cannot be built: {type(exc).__name__}: {exc}"[:300],
+                              code="message_unbuildable") from None
+    if len(raw) > limit:
+        raise TooLarge(f"message is {len(raw)} bytes; {mailbox['provider']} mailboxes accept at most {limit}",
+                       code="message_too_large")
+    return len(raw)
+
+
+def quota_preview(ctx: Context, mailbox: sqlite3.Row, now: float) -> dict[str, Any] | None:
+    """What the mailbox's daily quota would say to this send now, without taking from it."""
+    from js2mail.retry import utc_day
+
+    quota = mailbox["daily_quota"]
+    if not quota:
+        return None
+    used = ctx.store.read(rows.usage_today, mailbox["id"], utc_day(now))
+    return {"daily": quota, "usedToday": used, "remaining": max(0, quota - used), "wouldSendToday": used < quota}
 
 
 def message_view(row: sqlite3.Row) -> dict[str, Any]:

@@ -67,6 +67,7 @@ EXPORT_SCOPES = {
     "api_keys": "workspace_id = ?",
     "mailboxes": "workspace_id = ?",
     "mailbox_usage": "mailbox_id IN (SELECT id FROM mailboxes WHERE workspace_id = ?)",
+    "queue_usage": "application_id IN (SELECT id FROM applications WHERE workspace_id = ?)",
     "forms": "workspace_id = ?",
     "webhook_endpoints": "workspace_id = ?",
     "webhook_deliveries": "endpoint_id IN (SELECT id FROM webhook_endpoints WHERE workspace_id = ?)",

@@ -20,7 +20,7 @@ from js2mail.providers.base import Refused
 from js2mail.store import events
 
 ACTIVE = ("queued", "retrying")
-TERMINAL = ("sent", "failed", "cancelled")
+TERMINAL = ("sent", "failed", "cancelled", "dry_run")  # dry_run: a test send, final at intake
 
 
 def _json(value: object) -> str:
@@ -86,7 +86,8 @@ class NewMessage:
     recipient_domains: list[str]
     metadata: dict[str, str]
     size: int
-    payload: bytes  # sealed envelope
+    payload: bytes  # sealed envelope (empty for a dry run: nothing is kept to send)
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,24 +115,28 @@ def enqueue(
     caps: QueueCaps | None = None,
 ) -> IdempotencyOutcome:
     """Queue the message, its sealed body, its `mail.queued` event (and `extra_event`) in one go;
-    with an idempotency record, only if the key is new — otherwise queue nothing and say why."""
+    with an idempotency record, only if the key is new — otherwise queue nothing and say why.
+    A dry run is recorded in its final status `dry_run` instead, with no body and a `mail.dry_run` event."""
     if idempotency is not None:
         outcome = record_idempotency(conn, msg.workspace_id, msg.application_id, idempotency, now)
         if outcome.state != "accepted":
             return outcome
     if caps is not None and over_caps(queue_usage(conn, msg.application_id), msg.size, caps):
         raise QueueFull.for_caps(caps)  # raising rolls the idempotency claim back with the job
-    due = max(now, msg.scheduled_at or now)
+    due = None if msg.dry_run else max(now, msg.scheduled_at or now)
+    status = "dry_run" if msg.dry_run else "queued"
     conn.execute(
         "INSERT INTO messages (id, workspace_id, application_id, mailbox_id, source, status, attempts, created_at,"
         " updated_at, scheduled_at, next_attempt_at, recipient_domains, metadata, size)"
-        " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)",
-        (msg.id, msg.workspace_id, msg.application_id, msg.mailbox_id, msg.source, now, now, msg.scheduled_at, due,
-         _json(msg.recipient_domains), _json(msg.metadata), msg.size),
+        " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.id, msg.workspace_id, msg.application_id, msg.mailbox_id, msg.source, status, now, now, msg.scheduled_at,
+         due, _json(msg.recipient_domains), _json(msg.metadata), msg.size),
     )
-    conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
-    data = event_data(msg.id, "queued", 0, None, msg.recipient_domains, msg.metadata)
-    events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type="mail.queued", data=data, now=now)
+    if not msg.dry_run:
+        conn.execute("INSERT INTO message_bodies (message_id, payload) VALUES (?, ?)", (msg.id, msg.payload))
+    data = event_data(msg.id, status, 0, None, msg.recipient_domains, msg.metadata)
+    events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type=f"mail.{status}", data=data,
+                now=now)
     if extra_event is not None:
         events.emit(conn, workspace_id=msg.workspace_id, app_id=msg.application_id, type=extra_event[0],
                     data=extra_event[1], now=now)
@@ -381,7 +386,8 @@ def purge(conn: sqlite3.Connection, before: float) -> dict[str, int]:
     """Retention: finished send logs, idempotency records and webhook deliveries older than `before`."""
     counts = {
         "messages": conn.execute(
-            "DELETE FROM messages WHERE created_at < ? AND status IN ('sent', 'failed', 'cancelled')", (before,)
+            "DELETE FROM messages WHERE created_at < ? AND status IN ('sent', 'failed', 'cancelled', 'dry_run')",
+            (before,)
         ).rowcount,
         "idempotency_keys": conn.execute(
             "DELETE FROM idempotency_keys WHERE created_at < ? AND state = 'done'", (before,)

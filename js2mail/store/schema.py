@@ -352,6 +352,36 @@ def m009_limits(db: Database) -> None:
     )
 
 
+@core()
+def m014_whops(db: Database) -> None:
+    """Webhook operations: each delivery's last attempt time and latency, when it was given up and
+    redelivered (a given-up delivery keeps its sealed payload for `[webhooks] redeliver_window_hours`);
+    each endpoint's failing streak start (`failing_since`), kept by a trigger, for auto-disable."""
+    _run(
+        db,
+        """
+        ALTER TABLE webhook_deliveries ADD COLUMN last_attempt_at REAL;
+        ALTER TABLE webhook_deliveries ADD COLUMN latency_ms INTEGER;
+        ALTER TABLE webhook_deliveries ADD COLUMN failed_at REAL;
+        ALTER TABLE webhook_deliveries ADD COLUMN redelivered_at REAL;
+        ALTER TABLE webhook_endpoints ADD COLUMN failing_since REAL;
+        ALTER TABLE webhook_endpoints ADD COLUMN last_attempt_at REAL;
+        CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at);
+        CREATE INDEX webhook_deliveries_kept ON webhook_deliveries (failed_at)
+            WHERE status = 'failed' AND payload IS NOT NULL;
+        CREATE TRIGGER webhook_attempt_streak AFTER UPDATE OF attempts ON webhook_deliveries
+            WHEN NEW.attempts > OLD.attempts
+            BEGIN
+                UPDATE webhook_endpoints SET
+                    last_attempt_at = NEW.last_attempt_at,
+                    failing_since = CASE WHEN NEW.status = 'delivered' THEN NULL
+                                         ELSE COALESCE(failing_since, NEW.last_attempt_at) END
+                WHERE id = NEW.endpoint_id;
+            END
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 

@@ -1,9 +1,10 @@
 """Webhook endpoints and their delivery outbox (rows are written by store/events.emit).
 
-A delivery's sealed `payload` is kept only while the delivery is pending: the transition to
-`delivered` or `failed` (given up, endpoint disabled or removed) wipes it in the same statement;
+A delivery's sealed `payload` is kept while the delivery is pending. `delivered` wipes it in the
+same statement; `failed` (given up, endpoint disabled) keeps it, sealed, for the redelivery window
+(`[webhooks] redeliver_window_hours`, from `failed_at`), after which `wipe_expired` empties it;
 removing an endpoint deletes its deliveries. What stays, until the retention purge, is the
-delivery's metadata: ids, event type, status, attempts, times, last HTTP status and error."""
+delivery's metadata: ids, event type, status, attempts, times, latency, last HTTP status and error."""
 
 from __future__ import annotations
 
@@ -78,25 +79,82 @@ def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: fl
 
 
 WIPE = "payload = NULL, body = X''"  # a final delivery keeps no body (sealed, or left unsealed by an old build)
+KEEP_SEALED_ONLY = ", body = X''"  # a given-up delivery keeps only its sealed payload, never an unsealed body
 
 
 def record_attempt(conn: sqlite3.Connection, delivery_id: str, *, status: str, attempts: int, now: float,
-                   next_at: float | None, http_status: int | None, error: str | None) -> None:
-    final = status != "pending"
+                   next_at: float | None, http_status: int | None, error: str | None,
+                   latency_ms: int | None = None) -> None:
+    """A delivered delivery is wiped at once; a failed one keeps its sealed payload (see the module)."""
     conn.execute(
         "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?,"
-        " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, claimed_by = NULL, lease_until = NULL"
-        f"{', ' + WIPE if final else ''} WHERE id = ?",
-        (status, attempts, next_at, http_status, error, status, now, delivery_id),
+        " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, claimed_by = NULL, lease_until = NULL,"
+        " last_attempt_at = ?, latency_ms = ?, failed_at = CASE WHEN ? = 'failed' THEN ? END"
+        f"{', ' + WIPE if status == 'delivered' else ''}{KEEP_SEALED_ONLY if status == 'failed' else ''} WHERE id = ?",
+        (status, attempts, next_at, http_status, error, status, now, now, latency_ms, status, now, delivery_id),
     )
 
 
-def fail_pending_of(conn: sqlite3.Connection, endpoint_id: str, reason: str) -> int:
+def fail_pending_of(conn: sqlite3.Connection, endpoint_id: str, reason: str, now: float | None = None) -> int:
+    """Give up the endpoint's pending deliveries; their payloads stay sealed for the redelivery window."""
     return conn.execute(
-        f"UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL, {WIPE}"
-        " WHERE endpoint_id = ? AND status = 'pending'", (reason, endpoint_id)).rowcount
+        "UPDATE webhook_deliveries SET status = 'failed', last_error = ?, next_attempt_at = NULL,"
+        " failed_at = COALESCE(?, last_attempt_at, created_at), claimed_by = NULL, lease_until = NULL, body = X''"
+        " WHERE endpoint_id = ? AND status = 'pending'", (reason, now, endpoint_id)).rowcount
 
 
-def deliveries(conn: sqlite3.Connection, endpoint_id: str, limit: int = 20) -> list[sqlite3.Row]:
-    return conn.execute("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY created_at DESC LIMIT ?",
-                        (endpoint_id, limit)).fetchall()
+# --- operations: deliveries, redeliver, expiry of kept payloads, auto-disable ---------------------
+DELIVERY_COLUMNS = ("id, endpoint_id, event_id, event_type, status, attempts, created_at, last_attempt_at,"
+                    " next_attempt_at, delivered_at, failed_at, redelivered_at, last_status, last_error, latency_ms,"
+                    " payload IS NOT NULL AS has_payload")  # never the payload itself
+
+
+def deliveries(conn: sqlite3.Connection, endpoint_id: str | None, status: str | None = None,
+               limit: int = 20) -> list[sqlite3.Row]:
+    """The most recent deliveries (metadata only) of one endpoint, or of all, newest first."""
+    where = [clause for clause, value in (("endpoint_id = ?", endpoint_id), ("status = ?", status)) if value]
+    params = [value for value in (endpoint_id, status) if value]
+    return conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
+                        f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+                        " ORDER BY created_at DESC, rowid DESC LIMIT ?", (*params, limit)).fetchall()
+
+
+def delivery(conn: sqlite3.Connection, delivery_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    return row
+
+
+def failed_since(conn: sqlite3.Connection, endpoint_id: str, since: float) -> list[sqlite3.Row]:
+    return conn.execute(f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?"
+                        " AND status = 'failed' AND created_at >= ? ORDER BY created_at", (endpoint_id, since)).fetchall()
+
+
+def redeliver(conn: sqlite3.Connection, delivery_id: str, now: float) -> bool:
+    """Put a given-up delivery back in the outbox under the same id (the worker signs it afresh);
+    False when it is not failed or its payload was wiped."""
+    return conn.execute(
+        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, failed_at = NULL,"
+        " redelivered_at = ?, claimed_by = NULL, lease_until = NULL"
+        " WHERE id = ? AND status = 'failed' AND payload IS NOT NULL",
+        (now, now, delivery_id)).rowcount == 1
+
+
+def wipe_expired(conn: sqlite3.Connection, failed_before: float) -> int:
+    """Wipe the kept payloads of deliveries given up before `failed_before` (the redelivery window)."""
+    return conn.execute(
+        f"UPDATE webhook_deliveries SET {WIPE} WHERE status = 'failed' AND payload IS NOT NULL"
+        " AND (failed_at IS NULL OR failed_at < ?)", (failed_before,)).rowcount
+
+
+def failing_too_long(conn: sqlite3.Connection, streak: float) -> list[sqlite3.Row]:
+    """Active endpoints whose every attempt has failed for at least `streak` seconds."""
+    return conn.execute(
+        f"SELECT {ENDPOINT_COLUMNS} FROM {ENDPOINT_FROM} WHERE e.status = 'active' AND e.failing_since IS NOT NULL"
+        " AND e.last_attempt_at - e.failing_since >= ?", (streak,)).fetchall()
+
+
+def enable_endpoint(conn: sqlite3.Connection, endpoint_id: str) -> int:
+    return conn.execute(
+        "UPDATE webhook_endpoints SET status = 'active', status_detail = NULL, failing_since = NULL,"
+        " consecutive_failures = 0 WHERE id = ?", (endpoint_id,)).rowcount
