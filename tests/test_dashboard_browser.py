@@ -1,0 +1,142 @@
+"""The dashboard in Debian's Chromium (Playwright) against a real `serve` and a real SMTP server:
+sign in with a link, create a key and watch a mail sent with it turn `sent`, rotate a key, export
+and delete a workspace. Screenshots of every page at desktop and phone width go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.browser import CHROMIUM, chromium
+from tests.support.cli import run_cli
+from tests.support.server import ServerProcess, free_port
+from tests.support.smtp_server import SmtpServer
+from tests.test_dashboard_security import PAGES, link, prepare
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+WIDTHS = {"desktop": (1280, 860), "phone": (390, 844)}
+
+
+@pytest.fixture
+def site(home: Path) -> Iterator[dict[str, Any]]:
+    port = free_port()
+    with SmtpServer(tls="none") as smtp, chromium() as browser:
+        keys = prepare(home, smtp.port, port)
+        with ServerProcess(home, port=port) as server:
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(link())
+            page.wait_for_url(server.url + "/dashboard")
+            yield {"server": server, "smtp": smtp, "page": page, "browser": browser, "keys": keys,
+                   "problems": problems}
+            assert problems == []  # no CSP violation, no script error on any page (4xx answers are expected)
+
+
+def unlabelled_controls(page: Any) -> list[str]:
+    return list(page.evaluate("""() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+        .filter(el => el.type !== 'hidden')
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                      && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+        .map(el => el.outerHTML)"""))
+
+
+def test_sign_in_then_every_page_renders_labelled_at_desktop_and_phone_width(site: dict[str, Any]) -> None:
+    page = site["page"]
+    assert page.inner_text("h1") == "Overview"
+    assert page.context.cookies()[0]["httpOnly"] is True
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, (width, height) in WIDTHS.items():
+        page.set_viewport_size({"width": width, "height": height})
+        for path in PAGES:
+            page.goto(site["server"].url + path)
+            assert page.locator("h1").count() == 1
+            assert unlabelled_controls(page) == [], path
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"{path} scrolls sideways at {width}px"
+            slug = path.strip("/").replace("/", "-") or "dashboard"
+            page.screenshot(path=str(ARTIFACTS / f"{slug}-{name}.png"), full_page=True)
+
+
+def test_create_a_key_send_with_it_and_watch_the_message_turn_sent(site: dict[str, Any]) -> None:
+    page, server = site["page"], site["server"]
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    page.goto(server.url + "/dashboard/keys")
+    page.fill("input[name=workspace]", "acme")
+    page.fill("input[name=application]", "site")
+    page.fill("input[name=name]", "from the dashboard")
+    page.click("text=Create key")
+    key = page.inner_text("#new-key [data-secret]")
+    assert key.startswith("js2_live_")
+    page.click("#new-key [data-copy]")
+    page.wait_for_selector("#new-key button:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == key
+
+    page.goto(server.url + "/dashboard/messages")
+    reply = httpx.post(server.url + "/v1/send", headers={"X-Api-Key": key}, timeout=10,
+                       json={"to": "reader@customer.example", "subject": "From the dashboard key", "text": "hello"})
+    assert reply.status_code == 202
+    message_id = reply.json()["id"]
+    row = page.locator(f"tr[data-message='{message_id}']")
+    row.wait_for()  # appears without a reload (htmx polling)
+    page.wait_for_selector(f"tr[data-message='{message_id}'] [data-status]:has-text('sent')", timeout=20000)
+    assert "customer.example" in row.inner_text() and "reader@" not in page.content()
+    (got,) = site["smtp"].wait_for(1)
+    assert got.message["Subject"] == "From the dashboard key"
+
+    page.select_option("select[name=status]", "failed")
+    page.wait_for_selector("#message-rows .empty")
+    page.select_option("select[name=status]", "sent")
+    page.fill("input[name=domain]", "customer.example")
+    page.click("text=Filter")
+    page.wait_for_selector(f"tr[data-message='{message_id}']")
+    page.click(f"a:has-text('{message_id}')")
+    assert "sent" in page.inner_text(".timeline")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "message-detail-desktop.png"), full_page=True)
+
+
+def test_rotate_a_key_without_grace(site: dict[str, Any]) -> None:
+    page, server = site["page"], site["server"]
+    old = site["keys"]["acme"]
+    page.goto(server.url + "/dashboard/keys")
+    row = page.locator(f"tr[data-key='{old['prefix']}']")
+    row.locator("select[name=grace]").select_option("0")
+    row.locator("text=Rotate").click()
+    new = page.inner_text("#new-key [data-secret]")
+    assert new.startswith("js2_live_") and new != old["key"]
+    assert "no longer works" in page.inner_text("#new-key")
+    assert httpx.get(server.url + "/v1/messages", headers={"X-Api-Key": old["key"]}).status_code == 401
+    assert httpx.get(server.url + "/v1/messages", headers={"X-Api-Key": new}).status_code == 200
+    page.click("text=Reload the list")
+    assert "revoked" in page.locator(f"tr[data-key='{old['prefix']}']").inner_text()
+
+
+def test_export_then_delete_a_workspace_after_typing_its_name(site: dict[str, Any]) -> None:
+    page, server = site["page"], site["server"]
+    page.goto(server.url + "/dashboard/data")
+    section = page.locator("section[data-workspace='acme']")
+    with page.expect_download() as download:
+        section.locator("text=Download the export").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["workspace"] == "acme" and exported["mailboxes"][0]["address"] == "mail@acme.example"
+
+    section.locator("input[name=confirm]").fill("acm")
+    section.locator("text=Delete workspace").click()
+    assert "repeat the workspace name" in section.locator("[role=alert]").inner_text()
+    assert run_cli("data", "export", "-w", "acme").code == 0
+
+    section.locator("input[name=confirm]").fill("acme")
+    section.locator("text=Delete workspace").click()
+    section.locator("text=Deleted workspace acme").wait_for()
+    assert run_cli("data", "export", "-w", "acme").code == 1
+    assert run_cli("data", "export", "-w", "other").code == 0
