@@ -15,8 +15,8 @@ from js2mail.errors import NotFound
 from js2mail.models import iso, new_id
 from js2mail.service import Context
 from js2mail.store import dashboard as rows
-from js2mail.store import tenancy
 from js2mail.store import mailboxes as mailbox_rows
+from js2mail.store import tenancy
 
 LINK_SECONDS = 600.0
 SESSION_SECONDS = 12 * 3600.0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-
 _SESSION = ("SELECT s.*, w.slug AS workspace FROM dashboard_sessions s"
             " LEFT JOIN workspaces w ON w.id = s.workspace_id")
 

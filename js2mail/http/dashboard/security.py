@@ -76,7 +76,7 @@ async def require_session(connection: ASGIConnection[Any, Any, Any, Any], handle
         raise Denied(401, "Sign in to the dashboard",
                      "This page needs a dashboard session. Run `js2mail dashboard link` on the server and open "
                      "the link it prints.")
-    if connection.scope["method"] not in SAFE_METHODS:
+    if connection.scope.get("method") not in SAFE_METHODS:
         sent = connection.headers.get(CSRF_HEADER)
         if sent is None and isinstance(connection, Request):
             form = await connection.form()
