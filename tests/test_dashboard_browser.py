@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.cli import run_cli
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port, wait_status
 from tests.support.smtp_server import SmtpServer
 from tests.test_dashboard_security import PAGES, link, prepare
 
@@ -27,9 +28,11 @@ WIDTHS = {"desktop": (1280, 860), "phone": (390, 844)}
 @pytest.fixture
 def site(home: Path) -> Iterator[dict[str, Any]]:
     port = free_port()
-    with SmtpServer(tls="none") as smtp, chromium() as browser:
-        keys = prepare(home, smtp.port, port)
-        with ServerProcess(home, port=port) as server:
+    with SmtpServer(tls="none") as smtp:
+        keys = prepare(home, smtp.port, port, "[webhooks]\nallow_private = true\n")
+        # a failing endpoint for the webhooks page (added before Playwright's loop runs in this thread)
+        assert run_cli("webhooks", "add", "http://127.0.0.1:9/hook", "-w", "acme", "-a", "site").code == 0
+        with chromium() as browser, ServerProcess(home, port=port) as server:
             page = browser.new_page()
             problems: list[str] = []
             page.on("console", lambda m: problems.append(m.text)
@@ -50,8 +53,29 @@ def unlabelled_controls(page: Any) -> list[str]:
         .map(el => el.outerHTML)"""))
 
 
+def tomorrow() -> str:
+    return (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed(site: dict[str, Any]) -> str:
+    """Something on every page: sent and scheduled mail, a form."""
+    url = site["server"].url
+    for ws, key in site["keys"].items():
+        api = httpx.Client(base_url=url, headers={"X-Api-Key": key["key"]}, timeout=10)
+        sent = api.post("/v1/send", json={"to": f"a@{ws}-customer.example", "subject": "s", "text": "t"}).json()["id"]
+        wait_status(api, sent, {"sent"})
+    api = httpx.Client(base_url=url, headers={"X-Api-Key": site["keys"]["acme"]["key"]}, timeout=10)
+    later = api.post("/v1/send", json={"to": "b@later.example", "subject": "s", "text": "t",
+                                       "scheduledAt": tomorrow()})
+    assert later.status_code == 202, later.text
+    assert run_cli("forms", "create", "-w", "acme", "-a", "site", "--to", "owner@acme.example", "--name", "Contact",
+                   "--origin", "https://www.acme.example").code == 0
+    return str(later.json()["id"])
+
+
 def test_sign_in_then_every_page_renders_labelled_at_desktop_and_phone_width(site: dict[str, Any]) -> None:
     page = site["page"]
+    seed(site)
     assert page.inner_text("h1") == "Overview"
     assert page.context.cookies()[0]["httpOnly"] is True
     ARTIFACTS.mkdir(exist_ok=True)

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import secrets
 import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,8 +141,7 @@ def overview(ctx: Context, session: Session) -> dict[str, Any]:
 
     now = ctx.clock.now()
     counts = ctx.store.read(rows.status_counts, session.workspace_id)
-    day = time.strftime("%Y-%m-%d", time.gmtime(now))
-    usage = ctx.store.read(rows.usage_on, day)
+    usage = ctx.store.read(rows.sent_since, now - now % 86400)  # since 00:00 UTC, the day quotas count
     boxes = []
     for ws in workspaces(ctx, session):
         for info in mailboxes.list_mailboxes(ctx, ws):

@@ -70,9 +70,11 @@ def status_counts(conn: sqlite3.Connection, workspace_id: str | None) -> dict[st
     return {r["status"]: r["n"] for r in conn.execute(sql + " GROUP BY status", params).fetchall()}
 
 
-def usage_on(conn: sqlite3.Connection, day: str) -> dict[str, int]:
-    return {r["mailbox_id"]: r["sent"] for r in
-            conn.execute("SELECT mailbox_id, sent FROM mailbox_usage WHERE day = ?", (day,)).fetchall()}
+def sent_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
+    """Messages sent since `since`, per mailbox (quota use is counted only for mailboxes with a quota)."""
+    return {r["mailbox_id"]: r["n"] for r in conn.execute(
+        "SELECT mailbox_id, COUNT(*) AS n FROM messages WHERE status = 'sent' AND sent_at >= ? GROUP BY mailbox_id",
+        (since,)).fetchall()}
 
 
 def workspaces(conn: sqlite3.Connection, workspace_id: str | None) -> list[sqlite3.Row]:

@@ -26,4 +26,13 @@ def handlers(settings: Settings) -> list[Any]:
 def template_config(settings: Settings) -> TemplateConfig[JinjaTemplateEngine] | None:
     if not settings.dashboard.enabled:
         return None
-    return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine)
+    return TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=_filters)
+
+
+def _filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["when"] = when
+
+
+def when(value: str | None) -> str:
+    """An API timestamp (2026-12-02T14:32:52.937Z) as people read it: 2026-12-02 14:32 UTC."""
+    return f"{value[:10]} {value[11:16]} UTC" if value and len(value) >= 16 else (value or "")

@@ -168,6 +168,55 @@ def forms_page(request: Req) -> Template:
     return render(request, "forms.html", page="forms", forms=found, applications=svc.applications(ctx, session))
 
 
+def _form_in_scope(request: Req, public_id: str) -> dict[str, Any]:
+    from js2mail.service import forms
+
+    ctx = context_of(request)
+    info = forms.get_form(ctx, public_id)
+    svc.check_workspace(ctx, session_of(request), info["workspace"])
+    return info
+
+
+@post("/forms", status_code=200)
+async def create_form(request: Req) -> Template:
+    from js2mail.service import forms
+
+    data = await form_data(request)
+    workspace = data.get("workspace", "")
+    _writable_workspace(request, workspace)
+    origins = [o for o in data.get("origin", "").split() if o]
+    info = forms.create_form_for(context_of(request), workspace, data.get("application", ""), to=data.get("to", ""),
+                                 name=data.get("name") or None, origins=origins or None)
+    return render(request, "form_created.html", form=info)
+
+
+@get("/forms/{public_id:str}", sync_to_thread=False)
+def form_page(request: Req, public_id: str) -> Template:
+    from js2mail import snippets
+
+    info = _form_in_scope(request, public_id)
+    url = context_of(request).settings.public_url
+    flavors = [{"name": f, "html": snippets.form_snippet(public_id=public_id, public_url=url, flavor=f, ajax=True)}
+               for f in snippets.FLAVORS]
+    prompts = [{"name": p, "text": snippets.builder_prompt(public_id=public_id, public_url=url, platform=p)}
+               for p in snippets.PLATFORMS]
+    return render(request, "form_detail.html", page="forms", form=info, flavors=flavors, prompts=prompts)
+
+
+@get("/forms/{public_id:str}/preview/{flavor:str}", sync_to_thread=False, opt={security.FRAMEABLE: True})
+def form_preview(request: Req, public_id: str, flavor: str) -> Response[Any]:
+    """The snippet as a page of its own, for the sandboxed iframe of the form page (no script runs)."""
+    from js2mail import snippets
+    from js2mail.errors import NotFound
+
+    _form_in_scope(request, public_id)
+    if flavor not in snippets.FLAVORS:
+        raise NotFound(f"no flavor {flavor!r}", code="flavor_not_found")
+    html = snippets.form_snippet(public_id=public_id, public_url=context_of(request).settings.public_url, flavor=flavor)
+    return Response(f"<!doctype html><html lang=en><meta charset=utf-8><title>{flavor} preview</title>"
+                    f"<body>{html}</body></html>", media_type=MediaType.HTML)
+
+
 @get("/webhooks", sync_to_thread=False)
 def webhooks_page(request: Req) -> Template:
     from js2mail.service import webhooks
@@ -213,7 +262,8 @@ def routers() -> list[Any]:
     pages = Router(
         path="/dashboard",
         route_handlers=[sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
-                        revoke_key, mailboxes_page, mailbox_test, forms_page, webhooks_page, data_page, export,
+                        revoke_key, mailboxes_page, mailbox_test, forms_page, create_form, form_page,
+                        form_preview, webhooks_page, data_page, export,
                         delete_workspace],
         guards=[security.require_session],
         middleware=[security.security_headers],

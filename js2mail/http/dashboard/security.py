@@ -24,6 +24,8 @@ CSRF_FIELD = "csrf"
 SAFE_METHODS = ("GET", "HEAD")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
        " form-action 'self'; base-uri 'none'; frame-src 'self'; frame-ancestors 'none'")
+# a form preview: framed by the dashboard only, no script, no submit, nothing fetched from elsewhere
+PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'self'; sandbox"
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
@@ -50,8 +52,7 @@ def security_headers(app: ASGIApp) -> ASGIApp:
             if message["type"] == "http.response.start":
                 extra = HEADERS
                 if frameable:
-                    extra = [(b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline';"
-                              b" img-src data:; form-action 'none'; frame-ancestors 'self'; sandbox"),
+                    extra = [(b"content-security-policy", PREVIEW_CSP.encode()), (b"x-frame-options", b"SAMEORIGIN"),
                              (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
                 names = {name for name, _ in extra}
                 message["headers"] = [*(h for h in message.get("headers", []) if h[0].lower() not in names), *extra]
