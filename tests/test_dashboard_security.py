@@ -56,8 +56,8 @@ def csrf_of(client: httpx.Client) -> str:
     return match.group(1)
 
 
-@pytest.fixture
-def site(home: Path) -> Iterator[dict[str, Any]]:
+def running_site(home: Path) -> Iterator[dict[str, Any]]:
+    """`serve` and an SMTP server, with one sent message and one key in each workspace."""
     port = free_port()
     with SmtpServer(tls="none") as smtp:
         keys = prepare(home, smtp.port, port)
@@ -68,7 +68,12 @@ def site(home: Path) -> Iterator[dict[str, Any]]:
                 sent[ws] = api.post("/v1/send", json={"to": f"someone@{ws}-customer.example", "subject": "hi",
                                                       "text": "secret body"}).json()["id"]
                 wait_status(api, sent[ws], {"sent"})
-            yield {"server": server, "keys": keys, "messages": sent, "home": home}
+            yield {"server": server, "keys": keys, "messages": sent, "home": home, "smtp": smtp}
+
+
+@pytest.fixture
+def site(home: Path) -> Iterator[dict[str, Any]]:
+    yield from running_site(home)
 
 
 def test_a_link_opens_one_session_with_a_strict_cookie_and_only_once(site: dict[str, Any]) -> None:
