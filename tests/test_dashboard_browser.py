@@ -182,6 +182,9 @@ def test_create_a_form_preview_it_copy_its_snippet_and_see_a_submission_in_the_l
             frame = page.frame_locator(f"section[data-flavor='{flavor}'] iframe")
             frame.locator("textarea[name=message]").wait_for()  # the preview shows the real form
         ARTIFACTS.mkdir(exist_ok=True)
+        for flavor in ("plain", "tailwind", "bootstrap"):
+            page.locator(f"section[data-flavor='{flavor}'] iframe").screenshot(
+                path=str(ARTIFACTS / f"form-preview-{flavor}.png"))
         for name, (width, height) in WIDTHS.items():
             page.set_viewport_size({"width": width, "height": height})
             page.screenshot(path=str(ARTIFACTS / f"form-detail-{name}.png"), full_page=True)
