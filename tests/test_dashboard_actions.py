@@ -5,7 +5,9 @@ form previews (framed by the dashboard only)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from js2mail import webhooks
 from js2mail.clock import FakeClock
 from js2mail.config import load_settings
 from js2mail.http.dashboard.security import PREVIEW_CSP
@@ -22,6 +25,9 @@ from js2mail.service import keys as key_svc
 from js2mail.service import messages as message_svc
 from js2mail.store import mailboxes as mailbox_rows
 from tests.support.cli import run_cli
+from tests.support.receiver import Receiver
+from tests.support.server import ServerProcess, free_port, wait_status
+from tests.support.smtp_server import SmtpServer
 from tests.test_dashboard_security import csrf_of, prepare, running_site, signed_in
 
 
@@ -154,3 +160,47 @@ def test_form_previews_are_framed_by_the_dashboard_only(site: dict[str, Any]) ->
     assert made.status_code == 200 and "created for acme/site" in made.text
     listed = run_cli("forms", "list", "--json").json()
     assert any(f["origins"] == ["https://www.acme.example"] for f in listed) and len(listed) == 2
+
+
+def test_a_webhook_endpoint_shows_its_deliveries_sends_a_test_and_rotates_its_secret(home: Path) -> None:
+    with Receiver() as receiver, SmtpServer(tls="none") as smtp:
+        port = free_port()
+        keys = prepare(home, smtp.port, port, "[webhooks]\nallow_private = true\npoll_interval = 0.2\n")
+        added = run_cli("webhooks", "add", receiver.url, "-w", "acme", "-a", "site", "--json").json()
+        with ServerProcess(home, port=port) as server:
+            api = httpx.Client(base_url=server.url, headers={"X-Api-Key": keys["acme"]["key"]}, timeout=10)
+            sent = api.post("/v1/send", json={"to": "a@b.example", "subject": "s", "text": "t"}).json()["id"]
+            wait_status(api, sent, {"sent"})
+            receiver.wait_for(1)
+            client = signed_in(server.url)
+            token = {"X-CSRF-Token": csrf_of(client)}
+            deadline = time.monotonic() + 15
+            page = client.get(f"/dashboard/webhooks/{added['id']}").text
+            while "delivered</span>" not in page and time.monotonic() < deadline:
+                time.sleep(0.2)
+                page = client.get(f"/dashboard/webhooks/{added['id']}").text
+            assert "delivered</span>" in page and "mail.sent" in page
+            assert client.get("/dashboard/webhooks").text.count(f'href="/dashboard/webhooks/{added["id"]}"') == 1
+
+            before = len(receiver.requests)
+            tested = client.post(f"/dashboard/webhooks/{added['id']}/test", headers=token)
+            assert tested.status_code == 200 and "delivered (HTTP 200)" in tested.text
+            (hit,) = receiver.wait_for(before + 1)[before:]
+            assert json.loads(hit.body)["type"] == "webhook.test"
+            assert webhooks.verify(hit.body, hit.headers[webhooks.SIGNATURE_HEADER], added["secret"])
+
+            rotated = client.post(f"/dashboard/webhooks/{added['id']}/rotate-secret", data={"grace": "0"}, headers=token)
+            assert rotated.status_code == 200
+            secret = re.search(r"data-secret>([^<]+)<", rotated.text)
+            assert secret and secret.group(1) != added["secret"]
+            client.post(f"/dashboard/webhooks/{added['id']}/test", headers=token)
+            last = receiver.wait_for(before + 2)[-1]
+            assert webhooks.verify(last.body, last.headers[webhooks.SIGNATURE_HEADER], secret.group(1))
+            with pytest.raises(webhooks.WebhookVerificationError):  # the old secret no longer signs
+                webhooks.verify(last.body, last.headers[webhooks.SIGNATURE_HEADER], added["secret"])
+
+            other = signed_in(server.url, "other")
+            assert other.get(f"/dashboard/webhooks/{added['id']}").status_code == 404
+            assert other.post(f"/dashboard/webhooks/{added['id']}/test",
+                              headers={"X-CSRF-Token": csrf_of(other)}).status_code == 404
+            assert httpx.post(server.url + f"/dashboard/webhooks/{added['id']}/rotate-secret").status_code == 401

@@ -89,7 +89,10 @@ def axe_violations(page: Any) -> list[str]:
 
 def test_sign_in_then_every_page_renders_labelled_at_desktop_and_phone_width(site: dict[str, Any]) -> None:
     page = site["page"]
-    seed(site)
+    queued = seed(site)
+    (endpoint,) = run_cli("webhooks", "list", "--json").json()
+    (form,) = run_cli("forms", "list", "--json").json()
+    details = [f"/dashboard/messages/{queued}", f"/dashboard/webhooks/{endpoint['id']}", f"/dashboard/forms/{form['id']}"]
     assert page.inner_text("h1") == "Overview"
     assert page.context.cookies()[0]["httpOnly"] is True
     page.evaluate("document.querySelector('main').append(document.createElement('select'))")
@@ -97,14 +100,14 @@ def test_sign_in_then_every_page_renders_labelled_at_desktop_and_phone_width(sit
     ARTIFACTS.mkdir(exist_ok=True)
     for name, (width, height) in WIDTHS.items():
         page.set_viewport_size({"width": width, "height": height})
-        for path in PAGES:
+        for path in [*PAGES, *details]:
             page.goto(site["server"].url + path)
             assert page.locator("h1").count() == 1
             assert unlabelled_controls(page) == [], path
             assert axe_violations(page) == [], path
             overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
             assert overflow <= 0, f"{path} scrolls sideways at {width}px"
-            slug = path.strip("/").replace("/", "-") or "dashboard"
+            slug = path.strip("/").split("/")[1] + "-detail" if path in details else path.strip("/").replace("/", "-")
             page.screenshot(path=str(ARTIFACTS / f"{slug}-{name}.png"), full_page=True)
 
 

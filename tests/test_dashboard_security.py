@@ -126,10 +126,12 @@ def test_an_expired_link_and_an_expired_session_are_refused(site: dict[str, Any]
 def test_no_page_or_fragment_answers_without_a_session(site: dict[str, Any]) -> None:
     base = site["server"].url
     acme_msg, prefix = site["messages"]["acme"], site["keys"]["acme"]["prefix"]
-    gets = [*PAGES, f"/dashboard/messages/{acme_msg}", "/dashboard/messages?status=sent", "/dashboard/data/acme/export"]
+    gets = [*PAGES, f"/dashboard/messages/{acme_msg}", "/dashboard/messages?status=sent", "/dashboard/data/acme/export",
+            "/dashboard/webhooks/whk_x", "/dashboard/forms/abc", "/dashboard/forms/abc/preview/plain"]
     posts = ["/dashboard/keys", f"/dashboard/keys/{prefix}/rotate", f"/dashboard/keys/{prefix}/revoke",
              f"/dashboard/messages/{acme_msg}/cancel", "/dashboard/mailboxes/test", "/dashboard/data/acme/delete",
-             "/dashboard/sign-out"]
+             "/dashboard/sign-out", "/dashboard/forms", "/dashboard/webhooks/whk_x/test",
+             "/dashboard/webhooks/whk_x/rotate-secret"]
     for cookies in ({}, {"js2mail_dashboard": "forged"}):
         for path in gets:
             reply = httpx.get(base + path, cookies=cookies, headers={"HX-Request": "true"}, timeout=10)

@@ -226,6 +226,36 @@ def webhooks_page(request: Req) -> Template:
     return render(request, "webhooks.html", page="webhooks", endpoints=found)
 
 
+@get("/webhooks/{endpoint_id:str}", sync_to_thread=False)
+def webhook_page(request: Req, endpoint_id: str) -> Template:
+    endpoint = svc.endpoint_in_scope(context_of(request), session_of(request), endpoint_id)
+    return render(request, "webhook_detail.html", page="webhooks", e=endpoint)
+
+
+@post("/webhooks/{endpoint_id:str}/rotate-secret", status_code=200)
+async def webhook_rotate(request: Req, endpoint_id: str) -> Template:
+    from js2mail.service import keys, webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    data = await form_data(request)
+    grace = data.get("grace") or "0"
+    rotated = webhooks.rotate_secret(ctx, endpoint_id, keys.parse_duration(grace))
+    return render(request, "secret_created.html", endpoint=rotated, grace=grace)
+
+
+@post("/webhooks/{endpoint_id:str}/test", status_code=200)
+async def webhook_test(request: Req, endpoint_id: str) -> Template:
+    from js2mail.service import webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    result = await webhooks.send_test(ctx, endpoint_id)
+    outcome = (f"delivered (HTTP {result['status']})" if result["delivered"]
+               else f"not delivered: {result['error'] or 'HTTP ' + str(result['status'])}")
+    return render(request, "notice.html", message=f"Test event {outcome}.")
+
+
 @get("/data", sync_to_thread=False)
 def data_page(request: Req) -> Template:
     return render(request, "data.html", page="data")
@@ -263,7 +293,7 @@ def routers() -> list[Any]:
         path="/dashboard",
         route_handlers=[sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
                         revoke_key, mailboxes_page, mailbox_test, forms_page, create_form, form_page,
-                        form_preview, webhooks_page, data_page, export,
+                        form_preview, webhooks_page, webhook_page, webhook_rotate, webhook_test, data_page, export,
                         delete_workspace],
         guards=[security.require_session],
         middleware=[security.security_headers],
