@@ -255,3 +255,15 @@ def test_https_public_url_makes_the_cookie_secure_and_disabled_means_404(home: P
         assert httpx.get(server.url + "/dashboard", timeout=10).status_code == 404
         assert httpx.get(server.url + "/dashboard/sign-in?token=x", timeout=10).status_code == 404
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_sign_out_ends_the_session_and_needs_the_csrf_token(site: dict[str, Any]) -> None:
+    client = signed_in(site["server"].url)
+    token = csrf_of(client)
+    assert client.post("/dashboard/sign-out").status_code == 403
+    assert client.get("/dashboard").status_code == 200
+    out = client.post("/dashboard/sign-out", data={"csrf": token})
+    assert out.status_code == 200 and "Signed out" in out.text
+    assert 'js2mail_dashboard=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
+    assert httpx.get(site["server"].url + "/dashboard", cookies={"js2mail_dashboard": "x"}).status_code == 401
+    assert run_cli("dashboard", "sessions", "--json").json() == []
