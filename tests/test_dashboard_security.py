@@ -267,3 +267,24 @@ def test_sign_out_ends_the_session_and_needs_the_csrf_token(site: dict[str, Any]
     assert 'js2mail_dashboard=""' in out.headers["set-cookie"] or "Max-Age=0" in out.headers["set-cookie"]
     assert httpx.get(site["server"].url + "/dashboard", cookies={"js2mail_dashboard": "x"}).status_code == 401
     assert run_cli("dashboard", "sessions", "--json").json() == []
+
+
+def test_used_links_and_ended_sessions_are_deleted_at_the_next_sign_in(site: dict[str, Any]) -> None:
+    import sqlite3
+
+    first = signed_in(site["server"].url)
+    (session,) = run_cli("dashboard", "sessions", "--json").json()
+    assert run_cli("dashboard", "revoke", session["id"]).code == 0
+    now = time.time()
+    ctx = _with_clock(site["home"], now - dashboard.LINK_SECONDS - 5)
+    try:
+        dashboard.create_link(ctx)  # expired by now, never used
+    finally:
+        ctx.close()
+    signed_in(site["server"].url)
+    db = sqlite3.connect(site["home"] / "js2mail.db")
+    sessions = db.execute("SELECT id FROM dashboard_sessions").fetchall()
+    links = db.execute("SELECT expires_at FROM dashboard_links").fetchall()
+    assert session["id"] not in {r[0] for r in sessions} and len(sessions) == 1
+    assert all(expires > now for (expires,) in links)
+    assert first.get("/dashboard").status_code == 401

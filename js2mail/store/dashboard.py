@@ -25,6 +25,7 @@ def use_link(conn: sqlite3.Connection, token_hash: str, now: float) -> sqlite3.R
 
 def insert_session(conn: sqlite3.Connection, session_id: str, token_hash: str, workspace_id: str | None,
                    now: float, expires_at: float) -> None:
+    conn.execute("DELETE FROM dashboard_sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL", (now,))
     conn.execute("INSERT INTO dashboard_sessions (id, token_hash, workspace_id, created_at, expires_at)"
                  " VALUES (?, ?, ?, ?, ?)", (session_id, token_hash, workspace_id, now, expires_at))
 
