@@ -80,6 +80,9 @@ def test_overview_and_filters_show_the_log_by_domain_status_and_application(site
     sent_today = re.findall(r'data-label="Sent today">(\d+)', overview)
     assert sent_today == ["1", "1"]
     acme, other = site["messages"]["acme"], site["messages"]["other"]
+    detail = client.get(f"/dashboard/messages/{acme}").text
+    answer = re.search(r"data-provider-response>([^<]*)<", detail)
+    assert answer and answer.group(1) == "2.0.0 Message accepted for delivery"  # the SMTP server's reply
     page = client.get("/dashboard/messages", params={"domain": "acme-customer.example"}).text
     assert acme in page and other not in page
     assert acme not in client.get("/dashboard/messages", params={"status": "queued"}).text

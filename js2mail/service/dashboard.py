@@ -193,7 +193,8 @@ def message_in_scope(ctx: Context, session: Session, message_id: str) -> dict[st
     row = ctx.store.read(rows.message, message_id)
     if row is None or (session.workspace_id is not None and row["workspace_id"] != session.workspace_id):
         raise NotFound(f"no message {message_id!r}", code="message_not_found")
-    return {**message_view(row), "applicationId": row["application_id"]}
+    return {**message_view(row), "applicationId": row["application_id"],
+            "providerResponse": row["provider_response"]}  # redacted where it is stored
 
 
 def key_in_scope(ctx: Context, session: Session, prefix: str) -> dict[str, Any]:

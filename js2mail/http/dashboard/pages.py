@@ -115,7 +115,8 @@ async def create_key(request: Req) -> Template:
     workspace, application = data.get("workspace", ""), data.get("application", "")
     _writable_workspace(request, workspace)
     created = keys.create_key(context_of(request), workspace, application, data.get("name") or None)
-    return render(request, "key_created.html", key=created.key, info=created.info, replaces=None)
+    return render(request, "key_created.html", key=created.key, info=created.info, replaces=None,
+                  keys=keys.list_keys(context_of(request), session_of(request).workspace))
 
 
 @post("/keys/{prefix:str}/rotate", status_code=200)
@@ -127,7 +128,7 @@ async def rotate_key(request: Req, prefix: str) -> Template:
     data = await form_data(request)
     created = keys.rotate_key(ctx, prefix, keys.parse_duration(data.get("grace") or "0"))
     return render(request, "key_created.html", key=created.key, info=created.info, replaces=prefix,
-                  grace=data.get("grace") or "0")
+                  grace=data.get("grace") or "0", keys=keys.list_keys(ctx, session_of(request).workspace))
 
 
 @post("/keys/{prefix:str}/revoke", status_code=200)
@@ -137,7 +138,8 @@ async def revoke_key(request: Req, prefix: str) -> Template:
     ctx = context_of(request)
     svc.key_in_scope(ctx, session_of(request), prefix)
     info = keys.revoke_key(ctx, prefix)
-    return render(request, "notice.html", message=f"Key {info['prefix']} is revoked.")
+    return render(request, "notice.html", message=f"Key {info['prefix']} is revoked.",
+                  keys=keys.list_keys(ctx, session_of(request).workspace))
 
 
 @get("/mailboxes", sync_to_thread=False)
