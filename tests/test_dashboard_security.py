@@ -43,9 +43,19 @@ def link(workspace: str | None = None) -> str:
     return str(result.json()["url"])
 
 
+def open_link(client: httpx.Client, url: str) -> httpx.Response:
+    """What a person does: open the link, then press its button (a POST of the link's token)."""
+    page = client.get(url)
+    if page.status_code != 200:
+        return page
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token and 'action="/dashboard/sign-in"' in page.text
+    return client.post(url.split("?")[0], data={"token": token.group(1)})
+
+
 def signed_in(url: str, workspace: str | None = None) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=10)
-    reply = client.get(link(workspace))
+    reply = open_link(client, link(workspace))
     assert reply.status_code == 303 and reply.headers["location"] == "/dashboard"
     return client
 
@@ -79,15 +89,21 @@ def site(home: Path) -> Iterator[dict[str, Any]]:
 def test_a_link_opens_one_session_with_a_strict_cookie_and_only_once(site: dict[str, Any]) -> None:
     url = link()
     client = httpx.Client(base_url=site["server"].url, timeout=10)
-    first = client.get(url)
+    for _ in range(2):  # opening the page (a link preview, a reload) does not use the link up
+        landing = client.get(url)
+        assert landing.status_code == 200 and "Open the dashboard" in landing.text and "set-cookie" not in landing.headers
+    first = open_link(client, url)
     assert first.status_code == 303
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
     assert "Secure" not in cookie  # plain http public URL; https below
     overview = client.get("/dashboard")
     assert overview.status_code == 200 and "Sends per hour" in overview.text
+    token = url.split("token=")[1]
+    reused = httpx.post(site["server"].url + "/dashboard/sign-in", data={"token": token}, timeout=10)
+    assert reused.status_code == 403 and "set-cookie" not in reused.headers
     again = httpx.get(url, timeout=10)
-    assert again.status_code == 403
+    assert again.status_code == 403 and again.text == reused.text
     assert "set-cookie" not in again.headers
     assert "does not work" in again.text and "acme" not in again.text
     wrong = httpx.get(site["server"].url + "/dashboard/sign-in?token=nope", timeout=10)
@@ -111,7 +127,10 @@ def test_an_expired_link_and_an_expired_session_are_refused(site: dict[str, Any]
     finally:
         ctx.close()
     assert httpx.get(stale, timeout=10).status_code == 403
-    assert httpx.get(fresh, timeout=10).status_code == 303  # nine and a half minutes old: still good
+    refused = httpx.post(site["server"].url + "/dashboard/sign-in", data={"token": stale.split("token=")[1]})
+    assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    with httpx.Client(timeout=10) as client:  # nine and a half minutes old: still good
+        assert open_link(client, fresh).status_code == 303
 
     ctx = _with_clock(site["home"], now - dashboard.SESSION_SECONDS - 60)
     try:
@@ -248,7 +267,7 @@ def test_https_public_url_makes_the_cookie_secure_and_disabled_means_404(home: P
     (home / "config.toml").write_text(f"[server]\nport = {port}\npublic_url = \"https://mail.example.org\"\n")
     url = link().replace("https://mail.example.org", f"http://127.0.0.1:{port}")
     with ServerProcess(home, port=port) as server:
-        reply = httpx.get(url, timeout=10)
+        reply = open_link(httpx.Client(timeout=10), url)
         assert reply.status_code == 303 and "Secure" in reply.headers["set-cookie"]
         assert httpx.get(server.url + "/dashboard", timeout=10).status_code == 401
     with ServerProcess(home, port=port, env={"JS2MAIL_DASHBOARD_ENABLED": "false"}) as server:

@@ -57,6 +57,11 @@ def create_link(ctx: Context, workspace: str | None = None) -> dict[str, Any]:
             "expiresAt": iso(now + LINK_SECONDS)}
 
 
+def link_is_live(ctx: Context, token: str) -> bool:
+    """Whether a sign-in link would work, without using it up."""
+    return bool(token) and len(token) <= 200 and ctx.store.read(rows.live_link, _hash(token), ctx.clock.now())
+
+
 def redeem_link(ctx: Context, token: str) -> str | None:
     """The new session's token for a valid, unused, unexpired link (which is used up); else None."""
     if not token or len(token) > 200:

@@ -14,6 +14,11 @@ def insert_link(conn: sqlite3.Connection, token_hash: str, workspace_id: str | N
                  (token_hash, workspace_id, now, expires_at))
 
 
+def live_link(conn: sqlite3.Connection, token_hash: str, now: float) -> bool:
+    return conn.execute("SELECT 1 FROM dashboard_links WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+                        (token_hash, now)).fetchone() is not None
+
+
 def use_link(conn: sqlite3.Connection, token_hash: str, now: float) -> sqlite3.Row | None:
     """Mark an unused, unexpired link used and return it; None for any other link."""
     row: sqlite3.Row | None = conn.execute(

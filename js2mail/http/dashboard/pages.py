@@ -36,15 +36,30 @@ async def form_data(request: Req) -> dict[str, str]:
     return {k: v.strip() for k, v in form.items() if isinstance(v, str)}
 
 
+_BAD_LINK = {"title": "This sign-in link does not work",
+             "message": "It may have expired or been used already. Run `js2mail dashboard link` on the server "
+                        "for a new one."}
+
+
 @get("/sign-in", opt={"public": True}, sync_to_thread=False)
-def sign_in(request: Req, token: str = "") -> Response[Any]:
+def sign_in_page(request: Req, token: str = "") -> Template:
+    """The link's landing page: a button that signs in. Opening the link uses nothing up (a chat
+    app's link preview cannot spend it), and the sign-in POST starts on this site, so the
+    SameSite=Strict cookie travels with the redirect that follows even when the link was clicked
+    on another site."""
+    if not svc.link_is_live(context_of(request), token):
+        return Template(template_name="message.html", status_code=403, media_type=MediaType.HTML, context=_BAD_LINK)
+    return Template(template_name="sign_in.html", media_type=MediaType.HTML, context={"token": token})
+
+
+@post("/sign-in", opt={"public": True}, status_code=303)
+async def sign_in(request: Req) -> Response[Any]:
     ctx = context_of(request)
+    token = (await form_data(request)).get("token", "")
     session_token = svc.redeem_link(ctx, token)
     if session_token is None:
-        return Template(template_name="message.html", status_code=403, media_type=MediaType.HTML, context={
-            "title": "This sign-in link does not work",
-            "message": "It may have expired or been used already. Run `js2mail dashboard link` on the server "
-                       "for a new one."})  # type: ignore[return-value]
+        return Template(template_name="message.html", status_code=403, media_type=MediaType.HTML,
+                        context=_BAD_LINK)  # type: ignore[return-value]
     response: Response[Any] = Redirect("/dashboard", status_code=303)
     response.set_cookie(COOKIE, session_token, path="/dashboard", httponly=True, samesite="strict",
                         secure=ctx.settings.public_url.startswith("https://"), max_age=int(svc.SESSION_SECONDS))
@@ -293,7 +308,7 @@ def routers() -> list[Any]:
 
     pages = Router(
         path="/dashboard",
-        route_handlers=[sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
+        route_handlers=[sign_in_page, sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
                         revoke_key, mailboxes_page, mailbox_test, forms_page, create_form, form_page,
                         form_preview, webhooks_page, webhook_page, webhook_rotate, webhook_test, data_page, export,
                         delete_workspace],
