@@ -44,9 +44,9 @@ _BAD_LINK = {"title": "This sign-in link does not work",
 @get("/sign-in", opt={"public": True}, sync_to_thread=False)
 def sign_in_page(request: Req, token: str = "") -> Template:
     """The link's landing page: a button that signs in. Opening the link uses nothing up (a chat
-    app's link preview cannot spend it), and the sign-in POST starts on this site, so the
-    SameSite=Strict cookie travels with the redirect that follows even when the link was clicked
-    on another site."""
+    app's link preview cannot spend it), and the sign-in POST starts on this site, so the redirect
+    that follows is a same-site navigation, which SameSite=Strict cookies travel with even when the
+    link itself was clicked on another site."""
     if not svc.link_is_live(context_of(request), token):
         return Template(template_name="message.html", status_code=403, media_type=MediaType.HTML, context=_BAD_LINK)
     return Template(template_name="sign_in.html", media_type=MediaType.HTML, context={"token": token})
