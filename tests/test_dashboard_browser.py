@@ -110,6 +110,14 @@ def test_sign_in_then_every_page_renders_labelled_at_desktop_and_phone_width(sit
             assert overflow <= 0, f"{path} scrolls sideways at {width}px"
             slug = path.strip("/").split("/")[1] + "-detail" if path in details else path.strip("/").replace("/", "-")
             page.screenshot(path=str(ARTIFACTS / f"{slug}-{name}.png"), full_page=True)
+        stranger = site["browser"].new_page()  # the pages seen before signing in
+        stranger.set_viewport_size({"width": width, "height": height})
+        for slug, url in (("sign-in", link()), ("sign-in-refused", site["server"].url + "/dashboard/sign-in?token=x"),
+                          ("signed-out", site["server"].url + "/dashboard")):
+            stranger.goto(url)
+            assert axe_violations(stranger) == [], slug
+            stranger.screenshot(path=str(ARTIFACTS / f"{slug}-{name}.png"), full_page=True)
+        stranger.close()
 
 
 def test_create_a_key_send_with_it_and_watch_the_message_turn_sent(site: dict[str, Any]) -> None:
