@@ -23,6 +23,10 @@ NAV = [("overview", "/dashboard", "Overview"), ("messages", "/dashboard/messages
        ("data", "/dashboard/data", "Settings → Data")]
 
 
+# GET pages run in a worker thread (sync_to_thread=True): the overview and the log scan the send log,
+# and SQLite releases the GIL while it reads, so the event loop serving /v1 never waits for them.
+
+
 def render(request: Req, template: str, status: int = 200, **context: Any) -> Template:
     session = session_of(request)
     ctx = context_of(request)
@@ -41,7 +45,7 @@ _BAD_LINK = {"title": "This sign-in link does not work",
                         "for a new one."}
 
 
-@get("/sign-in", opt={"public": True}, sync_to_thread=False)
+@get("/sign-in", opt={"public": True}, sync_to_thread=False)  # one indexed look-up
 def sign_in_page(request: Req, token: str = "") -> Template:
     """The link's landing page: a button that signs in. Opening the link uses nothing up (a chat
     app's link preview cannot spend it), and the sign-in POST starts on this site, so the redirect
@@ -75,13 +79,13 @@ async def sign_out(request: Req) -> Response[Any]:
     return response
 
 
-@get("/", sync_to_thread=False)
+@get("/", sync_to_thread=True)
 def overview(request: Req) -> Template:
     data = svc.overview(context_of(request), session_of(request))
     return render(request, "overview.html", page="overview", data=data, chart=chart_svg.bars(data["chart"]))
 
 
-@get("/messages", sync_to_thread=False)
+@get("/messages", sync_to_thread=True)
 def messages(request: Req, app: str = "", status: str = "", domain: str = "", since: str = "") -> Template:
     ctx, session = context_of(request), session_of(request)
     found = svc.find_messages(ctx, session, app_id=app, status=status, domain=domain, since=since)
@@ -91,7 +95,7 @@ def messages(request: Req, app: str = "", status: str = "", domain: str = "", si
                   applications=svc.applications(ctx, session), since_choices=list(svc.SINCE_CHOICES))
 
 
-@get("/messages/{message_id:str}", sync_to_thread=False)
+@get("/messages/{message_id:str}", sync_to_thread=True)
 def message(request: Req, message_id: str) -> Template:
     found = svc.message_in_scope(context_of(request), session_of(request), message_id)
     return render(request, "message_detail.html", page="messages", m=found)
@@ -108,7 +112,7 @@ async def cancel(request: Req, message_id: str) -> Template:
                                                                                            message_id))
 
 
-@get("/keys", sync_to_thread=False)
+@get("/keys", sync_to_thread=True)
 def keys_page(request: Req) -> Template:
     from js2mail.service import keys
 
@@ -157,7 +161,7 @@ async def revoke_key(request: Req, prefix: str) -> Template:
                   keys=keys.list_keys(ctx, session_of(request).workspace))
 
 
-@get("/mailboxes", sync_to_thread=False)
+@get("/mailboxes", sync_to_thread=True)
 def mailboxes_page(request: Req) -> Template:
     data = svc.overview(context_of(request), session_of(request))
     return render(request, "mailboxes.html", page="mailboxes", mailboxes=data["mailboxes"])
@@ -176,7 +180,7 @@ async def mailbox_test(request: Req) -> Template:
     return render(request, "notice.html", message=f"Test mail accepted for @{domain}: {redact(result['response'])}")
 
 
-@get("/forms", sync_to_thread=False)
+@get("/forms", sync_to_thread=True)
 def forms_page(request: Req) -> Template:
     from js2mail.service import forms
 
@@ -207,7 +211,7 @@ async def create_form(request: Req) -> Template:
     return render(request, "form_created.html", form=info)
 
 
-@get("/forms/{public_id:str}", sync_to_thread=False)
+@get("/forms/{public_id:str}", sync_to_thread=True)
 def form_page(request: Req, public_id: str) -> Template:
     from js2mail import snippets
 
@@ -220,7 +224,7 @@ def form_page(request: Req, public_id: str) -> Template:
     return render(request, "form_detail.html", page="forms", form=info, flavors=flavors, prompts=prompts)
 
 
-@get("/forms/{public_id:str}/preview/{flavor:str}", sync_to_thread=False, opt={security.FRAMEABLE: True})
+@get("/forms/{public_id:str}/preview/{flavor:str}", sync_to_thread=True, opt={security.FRAMEABLE: True})
 def form_preview(request: Req, public_id: str, flavor: str) -> Response[Any]:
     """The snippet as a page of its own, for the sandboxed iframe of the form page (no script runs)."""
     from js2mail import snippets
@@ -234,7 +238,7 @@ def form_preview(request: Req, public_id: str, flavor: str) -> Response[Any]:
                     f"<body>{html}</body></html>", media_type=MediaType.HTML)
 
 
-@get("/webhooks", sync_to_thread=False)
+@get("/webhooks", sync_to_thread=True)
 def webhooks_page(request: Req) -> Template:
     from js2mail.service import webhooks
 
@@ -243,7 +247,7 @@ def webhooks_page(request: Req) -> Template:
     return render(request, "webhooks.html", page="webhooks", endpoints=found)
 
 
-@get("/webhooks/{endpoint_id:str}", sync_to_thread=False)
+@get("/webhooks/{endpoint_id:str}", sync_to_thread=True)
 def webhook_page(request: Req, endpoint_id: str) -> Template:
     endpoint = svc.endpoint_in_scope(context_of(request), session_of(request), endpoint_id)
     return render(request, "webhook_detail.html", page="webhooks", e=endpoint)
@@ -273,12 +277,12 @@ async def webhook_test(request: Req, endpoint_id: str) -> Template:
     return render(request, "notice.html", message=f"Test event {outcome}.")
 
 
-@get("/data", sync_to_thread=False)
+@get("/data", sync_to_thread=True)
 def data_page(request: Req) -> Template:
     return render(request, "data.html", page="data")
 
 
-@get("/data/{workspace:str}/export", sync_to_thread=False)
+@get("/data/{workspace:str}/export", sync_to_thread=True)
 def export(request: Req, workspace: str) -> Response[Any]:
     from js2mail.service import ops
 
