@@ -148,6 +148,11 @@ class MetricsConfig:
 
 
 @dataclass
+class DashboardConfig:
+    enabled: bool = True  # /dashboard, signed in with `js2mail dashboard link`; off: 404
+
+
+@dataclass
 class GoogleConfig:
     token_uri: str = "https://oauth2.googleapis.com/token"
     auth_uri: str = "https://accounts.google.com/o/oauth2/auth"
@@ -178,6 +183,7 @@ class Settings:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     forms: FormsConfig = field(default_factory=FormsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
     @property

@@ -64,7 +64,7 @@ def init(
 
 
 def _register() -> None:
-    from js2mail.cli import backup, deploy, forms, keys, mailboxes, messages, ops, serve, snippet, webhooks
+    from js2mail.cli import backup, dashboard, deploy, forms, keys, mailboxes, messages, ops, serve, snippet, webhooks
 
     app.add_typer(keys.app, name="keys")
     app.add_typer(mailboxes.app, name="mailboxes")
@@ -82,6 +82,7 @@ def _register() -> None:
     app.command(name="backup")(backup.backup)
     app.command(name="restore")(backup.restore)
     app.add_typer(deploy.app, name="deploy")
+    app.add_typer(dashboard.app, name="dashboard")
 
 
 _register()

@@ -53,7 +53,7 @@ async def readyz(ctx: Context) -> dict[str, Any]:
 
 def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
     """The Litestar app behind its front door (the API-key gate, and `POST /v1/send` answered ahead of the router)."""
-    from js2mail.http import forms_routes, routes, webhook_routes
+    from js2mail.http import dashboard, forms_routes, routes, webhook_routes
     from js2mail.runtime import Runtime
 
     buckets = TokenBuckets(ctx.settings.rate_limit.rate, ctx.settings.rate_limit.burst, ctx.clock)
@@ -74,7 +74,9 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
 
     gate = Gate(ctx, buckets)
     app = Litestar(
-        route_handlers=[healthz, readyz, *routes.HANDLERS, *forms_routes.HANDLERS, *webhook_routes.HANDLERS],
+        route_handlers=[healthz, readyz, *routes.HANDLERS, *forms_routes.HANDLERS, *webhook_routes.HANDLERS,
+                        *dashboard.handlers(ctx.settings)],
+        template_config=dashboard.template_config(ctx.settings),
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False),
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -74,9 +74,11 @@ EXPORT_SCOPES = {
     "messages": "workspace_id = ?",
     "message_bodies": "message_id IN (SELECT id FROM messages WHERE workspace_id = ?)",
     "idempotency_keys": "workspace_id = ?",
+    "dashboard_links": "workspace_id = ?",  # links and sessions limited to this workspace
+    "dashboard_sessions": "workspace_id = ?",
 }
 JSON_COLUMNS = {"settings", "origins", "events", "recipient_domains", "refused_domains", "metadata"}
-HASHED = {("api_keys", "secret_hash")}
+HASHED = {("api_keys", "secret_hash"), ("dashboard_links", "token_hash"), ("dashboard_sessions", "token_hash")}
 UNSEALED_LEGACY = {("webhook_deliveries", "body")}  # only ever non-empty for a pending pre-m007 delivery
 
 
@@ -91,7 +93,9 @@ def _described(table: str, column: str, value: bytes) -> dict[str, Any]:
 def _export_value(table: str, column: str, value: Any, sealed_columns: set[tuple[str, str]]) -> Any:
     if value is None:
         return None
-    if (table, column) in sealed_columns | HASHED | UNSEALED_LEGACY:
+    if (table, column) in HASHED:  # api_keys keep raw digests, dashboard tables hex ones
+        return {"hashed": True, "bytes": len(value) if isinstance(value, bytes) else len(value) // 2}
+    if (table, column) in sealed_columns | UNSEALED_LEGACY:
         return _described(table, column, bytes(value)) if len(value) else None
     if isinstance(value, bytes):
         return value.hex()  # an idempotency record's request fingerprint (SHA-256)

@@ -382,6 +382,32 @@ def m014_whops(db: Database) -> None:
     )
 
 
+@core()
+def m015_dashboard(db: Database) -> None:
+    """Dashboard sign-in links and sessions: only SHA-256 hashes of their tokens are kept."""
+    _run(
+        db,
+        """
+        CREATE TABLE dashboard_links (
+            token_hash TEXT PRIMARY KEY,
+            workspace_id TEXT REFERENCES workspaces(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_at REAL
+        );
+        CREATE TABLE dashboard_sessions (
+            id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            workspace_id TEXT REFERENCES workspaces(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            last_seen_at REAL,
+            revoked_at REAL
+        )
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 
