@@ -36,6 +36,12 @@ def new_sorted_id(prefix: str, now: float | None = None) -> str:
     return f"{prefix}_{ms:012x}{secrets.token_hex(10)}"
 
 
+def camel(name: str) -> str:
+    """`webhook_deliveries` → `webhookDeliveries`: JSON keys are camelCase everywhere js2mail prints JSON."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def iso(ts: float | None) -> str | None:
     """Unix seconds to ISO 8601 UTC with a Z, as every API field shows time."""
     if ts is None:

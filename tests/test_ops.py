@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from js2mail.models import camel
 from tests.support.cli import run_cli
 from tests.support.dns_server import FakeDns
 
@@ -160,17 +161,20 @@ def test_export_holds_every_table_and_column_kept_about_the_workspace(home: Path
         columns = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
         params = (ws_id,) * where.count("?")
         count = db.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", params).fetchone()[0]
-        assert table in exported, f"the export forgets the table {table}"
-        assert len(exported[table]) == count, table
-        for item in exported[table]:
-            assert list(item) == columns, table
-    assert len(exported["webhook_deliveries"]) == 1 and exported["webhook_deliveries"][0]["event_type"] == "mail.queued"
-    assert exported["webhook_deliveries"][0]["payload"]["sealed"] is True
-    assert exported["message_bodies"][0]["payload"] == {"sealed": True, "keyId": 1,
-                                                      "bytes": exported["message_bodies"][0]["payload"]["bytes"]}
-    assert exported["idempotency_keys"][0]["key"] == "k-1"
-    assert exported["mailbox_usage"] == [{"mailbox_id": exported["mailboxes"][0]["id"], "day": "2026-12-01", "sent": 3}]
-    assert exported["messages"][0]["recipient_domains"] == ["private.example"]
+        assert camel(table) in exported, f"the export forgets the table {table}"
+        assert len(exported[camel(table)]) == count, table
+        for item in exported[camel(table)]:
+            assert list(item) == [camel(c) for c in columns], table
+    deliveries = exported["webhookDeliveries"]
+    assert len(deliveries) == 1 and deliveries[0]["eventType"] == "mail.queued"
+    assert deliveries[0]["payload"]["sealed"] is True
+    assert exported["messageBodies"][0]["payload"] == {"sealed": True, "keyId": 1,
+                                                     "bytes": exported["messageBodies"][0]["payload"]["bytes"]}
+    assert exported["idempotencyKeys"][0]["key"] == "k-1"
+    assert exported["mailboxUsage"] == [{"mailboxId": exported["mailboxes"][0]["id"], "day": "2026-12-01", "sent": 3}]
+    assert exported["messages"][0]["recipientDomains"] == ["private.example"]
+    assert not [key for table in exported.values() if isinstance(table, list) for row in table for key in row
+                if "_" in key], "JSON keys are camelCase"
     for secret in ("s3cret-pass", hook["secret"], key.split("_")[3], "the body nobody may export",
                    "Quarterly figures", "jane.doe", "x@elsewhere.example"):
         assert secret not in text
@@ -182,8 +186,8 @@ def test_crypto_rotate_reseals_pending_webhook_payloads(home: Path) -> None:
     assert run_cli("webhooks", "add", "http://127.0.0.1:9/hooks", "-w", "acme", "-a", "shop").code == 0
     assert run_cli("send", "-w", "acme", "-a", "shop", "--to", "bob@example.org", "--subject", "s", "--text", "t",
                    "--from", "shop@example.com").code == 0
-    before = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    before = run_cli("data", "export", "-w", "acme").json()["webhookDeliveries"][0]["payload"]
     # the mailbox password, the webhook secret, the queued body and the pending delivery's payload
     assert run_cli("crypto", "rotate", "--json").json()["resealed"] == 4
-    after = run_cli("data", "export", "-w", "acme").json()["webhook_deliveries"][0]["payload"]
+    after = run_cli("data", "export", "-w", "acme").json()["webhookDeliveries"][0]["payload"]
     assert (before["keyId"], after["keyId"]) == (1, 2)

@@ -9,7 +9,7 @@ from typing import Any
 
 from js2mail import crypto
 from js2mail.errors import NotFound, ValidationError
-from js2mail.models import iso
+from js2mail.models import camel, iso
 from js2mail.service import Context
 from js2mail.store import datakeys, sealed, tenancy
 
@@ -118,8 +118,8 @@ def export_workspace(ctx: Context, workspace: str) -> dict[str, Any]:
         for table, where in EXPORT_SCOPES.items():
             cursor = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY rowid", (ws["id"],))
             columns = [d[0] for d in cursor.description]
-            out[table] = [{key: _export_value(table, key, value, sealed_columns)
-                           for key, value in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+            out[camel(table)] = [{camel(key): _export_value(table, key, value, sealed_columns)
+                                  for key, value in zip(columns, row, strict=True)} for row in cursor.fetchall()]
         return out
 
     return ctx.store.read(run)
@@ -158,4 +158,4 @@ def delete_workspace(ctx: Context, workspace: str, confirm: str | None) -> dict[
         conn.execute("DELETE FROM workspaces WHERE id = ?", (ws_id,))  # everything else cascades
 
     ctx.store.write_sync(remove)
-    return {"workspace": workspace, "deleted": counts}
+    return {"workspace": workspace, "deleted": {camel(table): n for table, n in counts.items()}}
