@@ -45,7 +45,8 @@ MAX_FIELDS = 32  # a /v1/send body has 13 known fields; far more is refused befo
 MAX_DETAILS = 20  # a 422 lists the first problems and counts the rest
 MAX_DISPLAY_NAME = 300
 MAX_WORD = 900  # an unbreakable run this long still fits SMTP's 998-octet line after "Header: "
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # lone surrogates cannot be encoded either
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 HEADER_NAME = re.compile(r"[!-9;-~]{1,76}")  # RFC 5322 ftext: printable ASCII except ':'
 NAMED = re.compile(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]+)>\s*$')
 RESERVED_HEADERS = {"from", "to", "cc", "bcc", "subject", "date", "message-id", "reply-to", "sender",
@@ -211,6 +212,9 @@ def _text(payload: dict[str, Any], key: str, problems: _Problems) -> str | None:
     value = payload.get(key)
     if value is not None and not isinstance(value, str):
         problems.add(key, "invalid_type", f"{key} must be a string")
+        return None
+    if value and SURROGATE.search(value):
+        problems.add(key, "invalid_text", f"{key} holds a lone UTF-16 surrogate, which no mail can carry")
         return None
     return value or None
 

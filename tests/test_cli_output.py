@@ -97,3 +97,30 @@ def test_mcp_send_email_takes_a_single_address_string(home: Path) -> None:
     result = asyncio.run(call())
     text = json.dumps(getattr(result, "structured_content", None)) + str(result.content)
     assert "msg_" in text and "queued" in text, text
+
+
+def test_add_create_and_forms_say_which_mailbox_sends(home: Path) -> None:
+    first = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@example.com",
+                    "--host", "127.0.0.1", "--port", "9", "--security", "none", "--no-auth")
+    assert "Application acme/shop sends from shop@example.com by default" in first.out
+    key = run_cli("keys", "create", "-w", "acme", "-a", "blog")
+    assert "acme/blog has no default mailbox; it sends from shop@example.com, the workspace's only" in key.err
+    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "two@example.com", "--host", "127.0.0.1",
+                   "--port", "9", "--security", "none", "--no-auth").code == 0
+    form = run_cli("forms", "create", "-w", "acme", "-a", "blog", "--to", "owner@example.com")
+    assert form.code == 1  # two mailboxes, no default: the form would never be mailed
+    key = run_cli("keys", "create", "-w", "acme", "-a", "blog")
+    assert "will be refused (fix: js2mail mailboxes set-default shop@example.com --workspace acme --app blog)" in key.err
+    form = run_cli("forms", "create", "-w", "acme", "-a", "shop", "--to", "owner@example.com")
+    assert "Application acme/shop sends from shop@example.com by default" in form.err
+    pinned = run_cli("forms", "create", "-w", "acme", "-a", "shop", "--to", "owner@example.com",
+                     "--mailbox", "two@example.com")
+    assert "Submissions are mailed to owner@example.com through two@example.com." in pinned.err
+
+
+def test_a_password_prompt_without_a_terminal_is_a_clear_error(home: Path) -> None:
+    result = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--address", "a@example.com", "--host", "127.0.0.1")
+    assert result.code == 1
+    assert result.err.startswith("Error: no terminal to ask for the password on (hint: pipe it in with "
+                                 "--password-stdin")
+    assert "Warning" not in result.err

@@ -30,14 +30,18 @@ def create(
 ) -> None:
     """Create a form endpoint and print its public id."""
     from js2mail.service import forms
+    from js2mail.service.mailboxes import sender_of
 
     with common.open_context() as ctx:
         info = forms.create_form_for(ctx, workspace, application, to=to, name=name, mailbox=mailbox,
                                      redirect=redirect, origins=origin)
+        sender = sender_of(ctx, workspace, application)
 
     def human() -> None:
         typer.echo(info["id"])
         typer.echo(f"Form endpoint: {info['endpoint']}  (snippet: js2mail forms snippet {info['id']})", err=True)
+        typer.echo(f"Submissions are mailed to {info['to']} through {info['mailbox']}." if info.get("mailbox")
+                   else sender, err=True)
 
     common.output(info, as_json, human)
 

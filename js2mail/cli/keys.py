@@ -21,9 +21,11 @@ def create(
 ) -> None:
     """Create an API key (shown once, never again)."""
     from js2mail.service import keys
+    from js2mail.service.mailboxes import sender_of
 
     with common.open_context() as ctx:
         created = keys.create_key(ctx, workspace, application, name)
+        sender = sender_of(ctx, workspace, application)
 
     def human() -> None:
         typer.echo(created.key)
@@ -32,6 +34,7 @@ def create(
             "Copy it now: it will not be shown again.",
             err=True,
         )
+        typer.echo(sender, err=True)
 
     common.output({"key": created.key, **created.info}, as_json, human)
 

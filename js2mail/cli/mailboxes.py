@@ -21,8 +21,29 @@ QuotaOpt = Annotated[int | None, typer.Option("--daily-quota", help="Sends per U
                                               callback=common.in_range("--daily-quota", 1, MAX_DAILY_QUOTA))]
 
 
-def _show(info: dict[str, object], as_json: bool, verb: str) -> None:
-    common.output(info, as_json, lambda: typer.echo(f"{verb} {info['provider']} mailbox {info['address']}."))
+def _show(info: dict[str, object], as_json: bool, verb: str, sender: str | None = None) -> None:
+    def human() -> None:
+        typer.echo(f"{verb} {info['provider']} mailbox {info['address']}.")
+        if sender:
+            typer.echo(sender)
+
+    common.output(info, as_json, human)
+
+
+def _sender(ctx: object, workspace: str, application: str | None) -> str:
+    from js2mail.service import mailboxes
+
+    return mailboxes.sender_of(ctx, workspace, application or "default")  # type: ignore[arg-type]
+
+
+def _read_password(prompt: str) -> str:
+    """A hidden prompt on a terminal; without one, a clear error instead of getpass's warning and echo."""
+    if not sys.stdin.isatty():
+        from js2mail.errors import ValidationError
+
+        raise ValidationError("no terminal to ask for the password on", code="password_required",
+                              hint="pipe it in with --password-stdin, or use --no-auth for a relay without login")
+    return str(typer.prompt(prompt, hide_input=True))
 
 
 @add_app.command("smtp")
@@ -53,13 +74,14 @@ def add_smtp(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     elif not no_auth:
-        password = typer.prompt(f"Password for {username or address}", hide_input=True)
+        password = _read_password(f"Password for {username or address}")
     with common.open_context() as ctx:
         info = mailboxes.add_smtp(ctx, workspace=workspace, address=address, host=host, port=port,
                                   username=None if no_auth else (username or address), password=password,
                                   security=security, tls_ca=tls_ca, display_name=name, daily_quota=daily_quota,
                                   app=application, insecure_allow_plaintext=insecure_allow_plaintext)
-    _show(info, as_json, "Connected")
+        sender = _sender(ctx, workspace, application)
+    _show(info, as_json, "Connected", sender)
 
 
 @add_app.command("gmail")

@@ -60,6 +60,34 @@ def mailbox_info(row: sqlite3.Row, default_for: list[str] | None = None) -> dict
     }
 
 
+def sender_of(ctx: Context, workspace: str, application: str) -> str:
+    """One sentence: which mailbox a send without `from` (or a form) of this application goes out
+    through, and the command that changes it — what `mailboxes add`, `keys create` and `forms create`
+    tell the person who just ran them."""
+    scope = f"{workspace}/{application}"
+    fix = f"--workspace {workspace} --app {application}"
+
+    def find(conn: sqlite3.Connection) -> tuple[str | None, list[str]]:
+        ws = tenancy.workspace_by_slug(conn, workspace)
+        app = tenancy.application(conn, ws["id"], application) if ws else None
+        default = rows.default_for(conn, app["id"]) if app else None
+        others = [m["address"] for m in rows.in_workspace(conn, ws["id"])] if ws else []
+        return (default["address"] if default else None), others
+
+    default, addresses = ctx.store.read(find)
+    if default:
+        return (f"Application {scope} sends from {default} by default "
+                f"(change it: js2mail mailboxes set-default ADDRESS {fix}).")
+    if len(addresses) == 1:
+        return (f"Application {scope} has no default mailbox; it sends from {addresses[0]}, the workspace's only "
+                f"mailbox (make it explicit: js2mail mailboxes set-default {addresses[0]} {fix}).")
+    if addresses:
+        return (f"Application {scope} has no default mailbox and the workspace has {len(addresses)}: sends without "
+                f"\"from\" will be refused (fix: js2mail mailboxes set-default {addresses[0]} {fix}).")
+    return (f"Workspace {workspace} has no mailbox yet: connect one with "
+            f"js2mail mailboxes add smtp {fix} --address ADDRESS --host HOST.")
+
+
 def add_mailbox(
     ctx: Context,
     *,

@@ -146,3 +146,11 @@ def test_scheduled_at_horizon_over_http(api: tuple[ServerProcess, httpx.Client])
                                       "scheduledAt": "2999-01-01T00:00:00Z"})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["code"] == "scheduled_too_far"
+
+
+@pytest.mark.parametrize("payload", [{"text": "a\ud800b"}, {"html": "<p>\udfff</p>"}, {"subject": "x\ud83d"},
+                                     {"to": "Bob\udc00 <bob@example.org>"}])
+def test_lone_surrogates_are_refused_at_intake(payload: dict[str, object]) -> None:
+    """The stdlib JSON decoder (MCP, the CLI) lets them through; no mail can carry them."""
+    with pytest.raises(ValidationError):
+        mail.parse_send_request({"to": "x@example.org", "subject": "s", "text": "t"} | payload)
