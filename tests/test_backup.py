@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.server import ServerProcess
+from tests.support.setup import plain_mailbox_key
 from tests.support.smtp_server import SmtpServer
 
 CONFIG = "[rate_limit]\nrate = 100000\nburst = 100000\n[dispatch]\npoll_interval = 0.2\n"
@@ -28,10 +29,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def key(home: Path, smtp: SmtpServer) -> str:
-    (home / "config.toml").write_text(CONFIG)
-    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@example.com",
-                   "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
-    return run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+    return plain_mailbox_key(home, smtp, CONFIG)
 
 
 class Sender(threading.Thread):

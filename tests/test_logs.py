@@ -17,6 +17,7 @@ import pytest
 from tests.support.cli import run_cli
 from tests.support.receiver import Receiver
 from tests.support.server import ServerProcess, wait_status
+from tests.support.setup import plain_mailbox_key
 from tests.support.smtp_server import SmtpServer
 
 CONFIG = ("[dispatch]\nretry_schedule = [1, 1, 1, 1, 1, 1]\npoll_interval = 0.2\n"
@@ -34,10 +35,7 @@ def smtp() -> Iterator[SmtpServer]:
 
 @pytest.fixture
 def key(home: Path, smtp: SmtpServer) -> str:
-    (home / "config.toml").write_text(CONFIG)
-    assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "shop", "--address", "shop@example.com",
-                   "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
-    return run_cli("keys", "create", "-w", "acme", "-a", "shop").out.strip()
+    return plain_mailbox_key(home, smtp, CONFIG)
 
 
 def send(server: ServerProcess, key: str) -> str:

@@ -323,19 +323,23 @@ def get(conn: sqlite3.Connection, app_id: str | None, message_id: str) -> sqlite
     return row
 
 
+def _scope_filter(app_id: str | None, workspace_id: str | None) -> tuple[str, list[Any]]:
+    """` AND …` for an operator's listing: one application, one workspace, or everything."""
+    sql, params = "", []
+    for column, value in (("application_id", app_id), ("workspace_id", workspace_id)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    return sql, params
+
+
 def listing(
     conn: sqlite3.Connection, app_id: str | None, status: str | None, limit: int, before: tuple[float, str] | None,
     workspace_id: str | None = None,
 ) -> list[sqlite3.Row]:
     """Newest first; the cursor is (created_at, id) of the last row seen."""
-    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1=1"
-    params: list[Any] = []
-    if app_id is not None:
-        sql += " AND application_id = ?"
-        params.append(app_id)
-    if workspace_id is not None:
-        sql += " AND workspace_id = ?"
-        params.append(workspace_id)
+    scope, params = _scope_filter(app_id, workspace_id)
+    sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE 1=1{scope}"
     if status:
         sql += " AND status = ?"
         params.append(status)
@@ -351,17 +355,10 @@ def changed_since(conn: sqlite3.Connection, since: float, after_id: str, app_id:
                   workspace_id: str | None, limit: int) -> list[sqlite3.Row]:
     """Messages whose row changed at or after `since` (queued, attempted, finished), oldest change
     first; `after_id` continues past the rows already seen at exactly `since`."""
-    sql = f"SELECT {MESSAGE_COLUMNS}, updated_at FROM messages WHERE (updated_at > ? OR (updated_at = ? AND id > ?))"
-    params: list[Any] = [since, since, after_id]
-    if app_id is not None:
-        sql += " AND application_id = ?"
-        params.append(app_id)
-    if workspace_id is not None:
-        sql += " AND workspace_id = ?"
-        params.append(workspace_id)
-    sql += " ORDER BY updated_at, id LIMIT ?"
-    params.append(limit)
-    return conn.execute(sql, params).fetchall()
+    scope, params = _scope_filter(app_id, workspace_id)
+    return conn.execute(
+        f"SELECT {MESSAGE_COLUMNS}, updated_at FROM messages WHERE (updated_at > ? OR (updated_at = ? AND id > ?))"
+        f"{scope} ORDER BY updated_at, id LIMIT ?", [since, since, after_id, *params, limit]).fetchall()
 
 
 def usage_today(conn: sqlite3.Connection, mailbox_id: str, day: str) -> int:
