@@ -16,7 +16,7 @@ from tests.support.server import ServerProcess
 from tests.support.smtp_server import Received, SmtpServer
 
 SITE = "https://www.site.example"
-CONFIG = ("[server]\nmax_body_bytes = 400000\n[dispatch]\npoll_interval = 0.1\n[forms]\nrate_per_minute = 1000000\n"
+CONFIG = ("[server]\nmax_body_bytes = 400000\n[dispatch]\npoll_interval = 0.1\n[forms]\nrate_per_minute = 100000\n"
           "max_file_bytes = 100000\nmax_total_bytes = 150000\n")
 
 
@@ -55,8 +55,9 @@ def live_form(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         assert run_cli("init").code == 0
         (home / "config.toml").write_text(CONFIG)
         with SmtpServer(tls="none") as smtp:
-            assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "site", "--address", "forms@example.com",
-                           "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
+            added = run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "site", "--address", "forms@example.com",
+                            "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth")
+            assert added.code == 0, added.err
             key = run_cli("keys", "create", "-w", "acme", "-a", "site").out.strip()
             created = run_cli("forms", "create", "-w", "acme", "-a", "site", "--to", "owner@example.com",
                               "--name", "Contact", "--origin", SITE, "--json")
