@@ -25,13 +25,13 @@ import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from js2mail import __version__
 from js2mail.errors import ValidationError
 from js2mail.models import iso
+from js2mail.retry import parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
@@ -263,19 +263,6 @@ class DeliveryResult:
     error: str | None
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
-
-
 async def deliver(target: Target, body: bytes, headers: Mapping[str, str], *, timeout: float = 10.0,
                   client: httpx.AsyncClient | None = None) -> DeliveryResult:
     """One POST to the checked address. Never follows redirects; never raises for network trouble."""
@@ -308,7 +295,7 @@ async def deliver(target: Target, body: bytes, headers: Mapping[str, str], *, ti
     finally:
         if own:
             await http.aclose()
-    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
     if 200 <= status < 300:
         return DeliveryResult(True, status, None, False, None)
     if 300 <= status < 400:

@@ -18,8 +18,8 @@ from js2mail.providers.gmail import (
     build_gmail_send,
     classify_gmail_response,
     next_pacific_midnight,
-    parse_retry_after,
 )
+from js2mail.retry import parse_retry_after
 from tests.support.fake_google import FakeGoogle, google_error
 
 

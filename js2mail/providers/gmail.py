@@ -20,8 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +33,7 @@ import requests
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
+from js2mail.retry import parse_retry_after
 
 GMAIL_SCOPES = ["https://www.googleapis.com/auth/gmail.send"]
 # The discovery document's mediaUpload.maxSize for messages.send: 35 MiB of MIME.
@@ -43,7 +43,6 @@ GMAIL_UPLOAD_THRESHOLD = 5 * 1024 * 1024
 GMAIL_SEND_PATH = "/gmail/v1/users/me/messages/send"
 GMAIL_UPLOAD_PATH = "/upload/gmail/v1/users/me/messages/send"
 # A provider's Retry-After is honoured up to a day; a larger value is more likely a bug than a plan.
-MAX_RETRY_AFTER = 86_400.0
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 
 _RATE_REASONS = frozenset({"ratelimitexceeded", "userratelimitexceeded"})
@@ -118,26 +117,6 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def message_too_large(size: int, limit: int, provider: str, why: str) -> ProviderError:

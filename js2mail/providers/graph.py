@@ -35,9 +35,9 @@ from js2mail.providers.gmail import (
     header,
     httpx_verify,
     message_too_large,
-    parse_retry_after,
     post,
 )
+from js2mail.retry import parse_retry_after
 
 # Reserved scopes (offline_access, openid, profile) are added by MSAL, which refuses them here.
 GRAPH_SCOPES = ["Mail.Send"]
