@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
 from js2mail import attachments
 from js2mail.errors import Forbidden, TooLarge, ValidationError
-from js2mail.mail import has_control
+from js2mail.mail import has_control, normalize_address
 from js2mail.models import is_json_media
 
 REPLY_FIELDS = ("_replyto", "email")
@@ -90,7 +90,7 @@ def parse_submission(pairs: Sequence[tuple[str, str]], files: Sequence[UploadedF
                 fields.append((name, value))
             if value.strip() and reply_to is None:
                 try:
-                    reply_to = validate_email(value.strip(), check_deliverability=False).normalized
+                    reply_to = normalize_address(value.strip())
                 except EmailNotValidError:
                     raise ValidationError(f"{value.strip()[:100]!r} is not a valid email address",
                                           code="invalid_email") from None

@@ -85,10 +85,12 @@ def form_info(ctx: Context, row: sqlite3.Row) -> dict[str, Any]:
 
 def create_form(ctx: Context, scope: Scope | Principal, *, to: str, name: str | None = None,
                 mailbox: str | None = None, redirect: str | None = None, origins: list[str] | None = None) -> dict[str, Any]:
-    from email_validator import EmailNotValidError, validate_email
+    from email_validator import EmailNotValidError
+
+    from js2mail.mail import normalize_address
 
     try:
-        to_address = validate_email(to, check_deliverability=False).normalized
+        to_address = normalize_address(to)
     except EmailNotValidError as exc:
         message = f"{to[:100]!r} is not a valid email address: {exc}"
         raise ValidationError(f"to: {message}", code="invalid_address",

@@ -23,10 +23,12 @@ DEFAULT_QUOTAS = {"gmail": 500, "microsoft": 10000, "smtp": None}
 
 
 def _check_address(address: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
+    from email_validator import EmailNotValidError
+
+    from js2mail.mail import normalize_address
 
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return normalize_address(address)
     except EmailNotValidError as exc:
         raise ValidationError(f"{address!r} is not a valid email address: {exc}", code="invalid_address") from None
 
