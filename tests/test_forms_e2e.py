@@ -22,8 +22,8 @@ SITE = "https://www.site.example"
 
 @pytest.fixture
 def env(home: Path, request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, SmtpServer, Receiver, str]]:
-    rate = getattr(request, "param", 1000)
-    (home / "config.toml").write_text(CONFIG.format(rate=rate))
+    rate, trusted = getattr(request, "param", (1000, ""))
+    (home / "config.toml").write_text(trusted + CONFIG.format(rate=rate))
     with SmtpServer(tls="none") as smtp, Receiver() as receiver:
         assert run_cli("mailboxes", "add", "smtp", "-w", "acme", "--app", "site", "--address", "forms@example.com",
                        "--host", "127.0.0.1", "--port", str(smtp.port), "--security", "none", "--no-auth").code == 0
@@ -109,13 +109,29 @@ def test_preflight_allows_only_configured_origins(env: tuple[ServerProcess, Smtp
     assert bad.status_code == 403 and "Access-Control-Allow-Origin" not in bad.headers
 
 
-@pytest.mark.parametrize("env", [2], indirect=True)
+@pytest.mark.parametrize("env", [(2, "")], indirect=True)
 def test_per_ip_rate_limit(env: tuple[ServerProcess, SmtpServer, Receiver, str]) -> None:
     server, _, _, form_id = env
-    js = {"Origin": SITE, "Accept": "application/json", "X-Forwarded-For": "1.2.3.4"}
-    codes = [httpx.post(f"{server.url}/f/{form_id}", headers=js, data={"message": f"m{i}"}) for i in range(4)]
+    js = {"Origin": SITE, "Accept": "application/json"}
+    codes = [httpx.post(f"{server.url}/f/{form_id}", headers={**js, "X-Forwarded-For": f"1.2.3.{i}"},
+                        data={"message": f"m{i}"}) for i in range(4)]
     assert [c.status_code for c in codes[:2]] == [200, 200]
+    # the peer is not a trusted proxy: X-Forwarded-For changes nothing, the loopback peer is limited
     assert codes[2].status_code == 429 and int(codes[2].headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("env", [(2, '[server]\ntrusted_proxies = ["127.0.0.1"]\n')], indirect=True)
+def test_behind_a_trusted_proxy_each_visitor_has_a_bucket(env: tuple[ServerProcess, SmtpServer, Receiver, str]) -> None:
+    server, _, _, form_id = env
+    js = {"Origin": SITE, "Accept": "application/json"}
+
+    def post(visitor: str, hops: str = "") -> int:
+        headers = {**js, "X-Forwarded-For": f"{visitor}{hops}"}
+        return httpx.post(f"{server.url}/f/{form_id}", headers=headers, data={"message": "m"}).status_code
+
+    assert [post("1.2.3.4") for _ in range(3)] == [200, 200, 429]
+    assert post("5.6.7.8") == 200  # another visitor behind the same proxy
+    assert post("9.9.9.9", ", 127.0.0.1") == 200  # the rightmost untrusted hop is the visitor
 
 
 def test_forms_api_and_cli(env: tuple[ServerProcess, SmtpServer, Receiver, str]) -> None:
