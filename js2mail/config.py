@@ -14,6 +14,7 @@ import math
 import os
 import tomllib
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -207,16 +208,16 @@ class Settings:
         return (self.server.public_url or f"http://{self.server.host}:{self.server.port}").rstrip("/")
 
 
-def home_from_env(home: str | os.PathLike[str] | None = None) -> Path:
+def home_from_env(home: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The home: `--home`, else `$JS2MAIL_HOME`, else `~/.js2mail`."""
     if home:
         return Path(home).expanduser()
-    env = os.environ.get("JS2MAIL_HOME")
-    return Path(env).expanduser() if env else Path("~/.js2mail").expanduser()
+    return Path((os.environ if environ is None else environ).get("JS2MAIL_HOME") or "~/.js2mail").expanduser()
 
 
 def load_settings(home: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     environ = dict(os.environ if env is None else env)
-    settings = Settings(home=home_from_env(home) if env is None else _home_in(home, environ))
+    settings = Settings(home=home_from_env(home, environ))
     if settings.home.exists() and not settings.home.is_dir():
         raise ConfigError(f"the home {settings.home} is a file, not a folder", code="home_not_a_folder",
                           hint="point --home / JS2MAIL_HOME at a folder (js2mail init creates it)")
@@ -261,12 +262,6 @@ def _check_webhooks(cfg: WebhooksConfig, config_path: Path) -> None:
                           code="config_invalid")
     if not 0 <= cfg.redeliver_window_hours < float("inf"):
         raise ConfigError("webhooks.redeliver_window_hours must be 0 or more hours", code="config_invalid")
-
-
-def _home_in(home: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:
-    if home:
-        return Path(home).expanduser()
-    return Path(environ.get("JS2MAIL_HOME") or "~/.js2mail").expanduser()
 
 
 def _apply_table(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None:
