@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
-import string
 from dataclasses import dataclass
 
-ALPHABET = string.ascii_letters + string.digits
+from js2mail.models import random_base62
+
 KEY_PREFIX = "js2_live_"
 PREFIX_LEN = 8
 SECRET_LEN = 32
@@ -26,9 +25,6 @@ class ParsedKey:
     prefix: str
     secret: str
 
-
-def random_base62(length: int) -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
 def generate() -> tuple[str, ParsedKey]:

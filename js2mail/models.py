@@ -5,12 +5,21 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "cancelled", "dry_run")
+
+
+BASE62 = string.ascii_letters + string.digits
+
+
+def random_base62(length: int) -> str:
+    """`length` characters of [A-Za-z0-9] from the OS's CSPRNG: key parts, form ids, webhook secrets."""
+    return "".join(secrets.choice(BASE62) for _ in range(length))
 
 
 def new_id(prefix: str, length: int = 20) -> str:

@@ -19,9 +19,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import secrets as _secrets
 import socket
-import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from urllib.parse import urlsplit
 
 from js2mail import __version__
 from js2mail.errors import ValidationError
-from js2mail.models import iso
+from js2mail.models import iso, random_base62
 from js2mail.retry import parse_retry_after
 
 if TYPE_CHECKING:
@@ -45,14 +43,13 @@ EVENT_TYPES = ("mail.queued", "mail.sent", "mail.retrying", "mail.failed", "mail
                "webhook.disabled")
 RESPONSE_CAP = 64 * 1024
 MAX_URL = 2048
-_BASE62 = string.ascii_letters + string.digits
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 # --- signing -----------------------------------------------------------------------------------
 def new_secret() -> str:
-    return "whsec_" + "".join(_secrets.choice(_BASE62) for _ in range(32))
+    return "whsec_" + random_base62(32)
 
 
 def _sign(body: bytes, secret: str, timestamp: int) -> str:

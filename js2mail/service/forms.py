@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
-import string
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from js2mail import forms, mail
 from js2mail.errors import NotFound, ValidationError
-from js2mail.models import Principal, Scope, iso, new_id
+from js2mail.models import Principal, Scope, iso, new_id, random_base62
 from js2mail.service import Context
 from js2mail.service.keys import ensure_scope
 from js2mail.service.messages import enqueue_request, resolve_mailbox
 from js2mail.store import forms as rows
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import tenancy
-
-_PUBLIC_ALPHABET = string.ascii_letters + string.digits
-
 
 MAX_NAME = 200
 MAX_URL = 2000
@@ -109,7 +104,7 @@ def create_form(ctx: Context, scope: Scope | Principal, *, to: str, name: str | 
             mailbox_id = row["id"]
         else:
             resolve_mailbox(conn, scope.workspace_id, scope.application_id, None)  # fail now, not at submit time
-        public_id = "".join(secrets.choice(_PUBLIC_ALPHABET) for _ in range(12))
+        public_id = random_base62(12)
         rows.insert(conn, form_id=new_id("frm"), public_id=public_id, workspace_id=scope.workspace_id,
                     app_id=scope.application_id, mailbox_id=mailbox_id, name=form_name,
                     to_address=to_address, redirect_url=redirect, origins=clean_origins, now=now)
