@@ -8,7 +8,6 @@ The prefix is stored plain under a unique index for lookup; the secret only as S
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 
@@ -44,10 +43,6 @@ def parse(key: str) -> ParsedKey | None:
 
 def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
-
-
-def secret_matches(secret: str, stored_hash: bytes) -> bool:
-    return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
 def from_headers(x_api_key: str | None, authorization: str | None) -> str | None:

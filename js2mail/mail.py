@@ -23,7 +23,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import Compat32
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Any
 
 import msgspec
@@ -504,10 +504,6 @@ def message_headers(req: MailRequest, *, from_header: str, message_id: str,
     for header, value in req.headers:
         headers.append((header, mime.unstructured(header, value)))
     return headers, _address_list("Bcc", req.bcc) if req.bcc else None
-
-
-def make_message_id(domain: str) -> str:
-    return make_msgid(idstring="js2mail", domain=domain)
 
 
 class _Verbatim(Compat32):

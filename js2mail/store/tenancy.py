@@ -58,9 +58,3 @@ def application_by_id(conn: sqlite3.Connection, app_id: str) -> sqlite3.Row | No
 
 def set_default_mailbox(conn: sqlite3.Connection, app_id: str, mailbox_id: str | None) -> None:
     conn.execute("UPDATE applications SET default_mailbox_id = ? WHERE id = ?", (mailbox_id, app_id))
-
-
-def applications_of(conn: sqlite3.Connection, workspace_id: str) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT * FROM applications WHERE workspace_id = ? ORDER BY slug", (workspace_id,)
-    ).fetchall()
