@@ -4,10 +4,12 @@ deliveries and the retention purge. Started and stopped in the app's lifespan; s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from js2mail.dispatch import Dispatcher
+from js2mail.ratelimit import TokenBuckets
 from js2mail.service import Context
 from js2mail.store import messages as rows
 from js2mail.webhook_worker import WebhookWorker
@@ -18,8 +20,9 @@ LEASE_CHECK_EVERY = 60.0
 
 
 class Runtime:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, buckets: Sequence[TokenBuckets] = ()) -> None:
         self.ctx = ctx
+        self.buckets = tuple(buckets)  # the HTTP side's rate-limit buckets, pruned by the daily purge
         self.dispatcher = Dispatcher(ctx)
         self.webhooks: WebhookWorker | None = None
         self.scheduler: Any = None
@@ -44,6 +47,7 @@ class Runtime:
         scheduler.start()
         self.scheduler = scheduler
         self.running = True
+        self.ctx.on_enqueued = self.kick  # accepted mail that is due now wakes the dispatcher
 
     async def release_expired(self) -> int:
         """Claims whose lease ran out belong to a worker that died (another node, or a hung send)."""
@@ -57,16 +61,15 @@ class Runtime:
     async def purge(self) -> dict[str, int]:
         before = self.ctx.clock.now() - self.ctx.settings.privacy.retention_days * 86400
         counts: dict[str, int] = await self.ctx.store.write(rows.purge, before)
-        for name in ("buckets", "form_buckets"):
-            buckets = self.ctx.extras.get(name)
-            if buckets is not None:
-                buckets.prune(buckets.refill_seconds)
+        for buckets in self.buckets:
+            buckets.prune(buckets.refill_seconds)
         if any(counts.values()):
             log.info("retention purge: %s", counts)
         return counts
 
     async def stop(self) -> None:
         self.running = False
+        self.ctx.on_enqueued = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         await self.dispatcher.drain(self.ctx.settings.dispatch.send_timeout)

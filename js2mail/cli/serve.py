@@ -21,6 +21,8 @@ def serve(
     log_format: Annotated[str, typer.Option("--log-format", help="text, or json (one object per line).")] = "text",
 ) -> None:
     """Run the API server and the delivery scheduler."""
+    import gc
+
     import uvicorn
 
     from js2mail import logs
@@ -40,12 +42,14 @@ def serve(
     tune_malloc()  # before the app allocates: large buffers go back to the kernel when freed
     ctx = open_context(settings)
     try:
-        ctx.extras["serve_lock"] = serve_lock(settings)  # `restore` refuses while this is held
+        ctx.held.append(serve_lock(settings))  # `restore` refuses while this is held
         app = create_app(ctx)
         logs.started.info("js2mail listening on http://%s:%s (public URL %s); home %s", settings.server.host,
                           settings.server.port, settings.public_url, settings.home)
         if steps := next_steps(ctx):
             typer.echo(steps, err=True)
+        gc.set_threshold(10_000, 10, 10)  # fewer young-generation passes per request
+        gc.freeze()  # the long-lived objects built so far out of the collector's way: no full-heap pauses under load
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level.lower(),
                     access_log=False, log_config=None, loop="auto", timeout_graceful_shutdown=30,
                     **uvicorn_options(settings.server),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,11 +42,11 @@ def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"])
-async def readyz(ctx: Context) -> dict[str, Any]:
+async def readyz(ctx: Context, request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Readiness: the database answers reads and the single writer commits."""
     ctx.store.read(lambda conn: conn.execute("SELECT 1").fetchone())
     await ctx.store.write(lambda conn: conn.execute("SELECT 1").fetchone())
-    runtime = ctx.extras.get("runtime")
+    runtime = request.app.state.runtime
     return {"status": "ready", "scheduler": bool(runtime and runtime.running)}
 
 
@@ -57,16 +56,13 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
     from js2mail.runtime import Runtime
 
     buckets = TokenBuckets(ctx.settings.rate_limit.rate, ctx.settings.rate_limit.burst, ctx.clock)
-    ctx.extras["buckets"] = buckets
+    per_visitor = forms_routes.form_buckets(ctx)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = Runtime(ctx)
-        ctx.extras["runtime"] = runtime
+        runtime = app.state.runtime = Runtime(ctx, (buckets, per_visitor))
         if start_background:
             await runtime.start()
-        gc.set_threshold(10_000, 10, 10)  # fewer young-generation passes per request
-        gc.freeze()  # the app's long-lived objects out of the collector's way: no full-heap pauses under load
         try:
             yield
         finally:
@@ -81,13 +77,12 @@ def create_app(ctx: Context, *, start_background: bool = True) -> ASGIApp:
                       "principal": Provide(provide_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"ctx": ctx}),
+        state=State({"ctx": ctx, "form_buckets": per_visitor, "runtime": None}),
         request_max_body_size=ctx.settings.server.max_body_bytes,
         openapi_config=openapi_config(__version__),
         debug=False,
         logging_config=None,  # serve's logging (js2mail/logs.py) stays in charge
     )
     budget = BodyBudget(ctx.settings.server.max_inflight_body_bytes)
-    ctx.extras["body_budget"] = budget
     return metrics.instrument(limit_bodies(with_front_door(app, gate), budget, ctx.settings.server.max_body_bytes),
                               ctx)

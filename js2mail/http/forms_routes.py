@@ -33,13 +33,10 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _buckets(ctx: Context) -> TokenBuckets:
-    buckets = ctx.extras.get("form_buckets")
-    if buckets is None:
-        per_minute = max(1, ctx.settings.forms.rate_per_minute)
-        buckets = TokenBuckets(per_minute / 60.0, per_minute, ctx.clock, name="forms")
-        ctx.extras["form_buckets"] = buckets
-    return buckets
+def form_buckets(ctx: Context) -> TokenBuckets:
+    """The per-visitor buckets of the form endpoints (one set per app, held in its state)."""
+    per_minute = ctx.settings.forms.rate_per_minute
+    return TokenBuckets(per_minute / 60.0, per_minute, ctx.clock, name="forms")
 
 
 def _html_page(title: str, message: str) -> str:
@@ -101,7 +98,8 @@ async def form_submit(request: Request[Any, Any, Any], ctx: Context, public_id: 
         form = svc.public_form(ctx, public_id)
         origin = forms.check_origin(headers.get("origin"), headers.get("referer"), form.origins)
         cors = forms.cors_headers(origin, form.origins, preflight=False)
-        decision = _buckets(ctx).take(f"{client_ip(request)}|{public_id}")
+        buckets: TokenBuckets = request.app.state.form_buckets
+        decision = buckets.take(f"{client_ip(request)}|{public_id}")
         if not decision.allowed:
             raise RateLimited(f"too many submissions; try again in {decision.retry_after}s",
                               retry_after=decision.retry_after)

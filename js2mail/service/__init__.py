@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ from js2mail.clock import Clock, SystemClock
 from js2mail.config import Settings
 from js2mail.errors import ConfigError, ValidationError
 from js2mail.models import SLUG_RE
+from js2mail.service.catalog import Catalog
 from js2mail.store import Store, datakeys, events
 
 
@@ -22,7 +24,13 @@ class Context:
     sealer: crypto.Sealer
     clock: Clock = field(default_factory=SystemClock)
     key_source: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)  # long-lived helpers (rate limiter, providers...)
+    master_key: crypto.MasterKey | None = None  # what `crypto rotate` wraps new data keys with
+    catalog: Catalog | None = None  # the per-process cache of keys and mailbox resolutions (service.catalog)
+    keys_touched: dict[str, float] = field(default_factory=dict)  # key id → when `last_used_at` was last written
+    # Installed by the runtime in `serve`: wakes the dispatcher when a message is due now. None elsewhere
+    # (the CLI, MCP): mail is then sent by the next `serve` scan.
+    on_enqueued: Callable[[], None] | None = None
+    held: list[Any] = field(default_factory=list)  # kept alive as long as the context (serve's lock)
 
     def close(self) -> None:
         self.store.close()
@@ -118,7 +126,7 @@ def open_context(settings: Settings, *, clock: Clock | None = None) -> Context:
         wrapped = store.read(datakeys.all_wrapped)
         return {key_id: crypto.unwrap_data_key(master.key, key_id, blob) for key_id, blob in wrapped.items()}
 
-    ctx = Context(settings, store, crypto.Sealer(load_keys(), load_keys), clock or SystemClock(), master.source)
-    ctx.extras["master_key"] = master
+    ctx = Context(settings, store, crypto.Sealer(load_keys(), load_keys), clock or SystemClock(), master.source,
+                  master_key=master)
     events.use_sealer(settings.db_path, ctx.sealer)  # webhook deliveries are sealed where they are written
     return ctx

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from js2mail.service import Context
 from js2mail.store import Store
 from js2mail.store import apikeys as key_rows
 from js2mail.store import catalog as catalog_rows
+
+if TYPE_CHECKING:
+    from js2mail.service import Context
 
 MAX_AGE = 0.001
 MAX_ENTRIES = 10_000  # per map; a process serving more keys or mailboxes than this just reads more
@@ -69,7 +71,7 @@ class Catalog:
 
 
 def catalog_of(ctx: Context) -> Catalog:
-    catalog: Catalog | None = ctx.extras.get("catalog")
+    catalog = ctx.catalog
     if catalog is None:
-        catalog = ctx.extras["catalog"] = Catalog(ctx.store)
+        catalog = ctx.catalog = Catalog(ctx.store)
     return catalog

@@ -145,7 +145,7 @@ def authenticate(ctx: Context, key: str | None) -> Principal | None:
         return None
     last = row["last_used_at"]
     if last is None or now - last > TOUCH_EVERY:
-        touched: dict[str, float] = ctx.extras.setdefault("keys_touched", {})
+        touched = ctx.keys_touched
         if now - touched.get(row["id"], 0.0) > TOUCH_EVERY:
             touched[row["id"]] = now
             ctx.store.write_nowait(key_rows.touch, row["id"], now)

@@ -176,9 +176,8 @@ async def enqueue_request(
     if outcome.state == "in_flight":
         raise Conflict("a request with this idempotency key is still being processed; retry shortly",
                        code="idempotency_in_flight")
-    runtime = ctx.extras.get("runtime")
-    if runtime is not None and not dry_run and (req.scheduled_at is None or req.scheduled_at <= now):
-        runtime.kick()
+    if ctx.on_enqueued is not None and not dry_run and (req.scheduled_at is None or req.scheduled_at <= now):
+        ctx.on_enqueued()
     return SendOutcome(202, body)
 
 

@@ -24,7 +24,9 @@ def _pause() -> None:
 def rotate_data_key(ctx: Context) -> dict[str, Any]:
     """Add a data key, then re-seal every secret with it, a chunk of rows per transaction (the
     values are decrypted and encrypted between transactions, not while holding the lock)."""
-    master: crypto.MasterKey = ctx.extras["master_key"]
+    master = ctx.master_key
+    if master is None:
+        raise RuntimeError("rotate_data_key needs a context opened with the master key (open_context)")
     now = ctx.clock.now()
 
     def add_key(conn: sqlite3.Connection) -> int:
