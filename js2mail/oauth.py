@@ -36,8 +36,9 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from js2mail.config import GoogleConfig, MicrosoftConfig
 from js2mail.errors import Js2MailError
-from js2mail.providers.gmail import GMAIL_SCOPES, ca_bundle_from_env
+from js2mail.providers.gmail import GMAIL_SCOPES
 from js2mail.providers.graph import GRAPH_SCOPES, build_msal_app
+from js2mail.providers.http import ca_bundle_from_env
 
 __all__ = [
     "GMAIL_SCOPES",

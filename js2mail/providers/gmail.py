@@ -2,8 +2,7 @@
 
 Pure parts first (which endpoint and body a message needs, what an error answer means), then the
 thin `GmailProvider` that owns one httpx client and one google-auth credential and reuses both.
-The helpers under "shared with graph.py" are used by the Microsoft provider too; they live here
-because this module owns nothing else that is provider-neutral.
+The HTTP plumbing it shares with the Microsoft provider lives in `providers/http.py`.
 
 Gmail reads the recipients from the To, Cc and Bcc headers of `raw` and strips Bcc itself, so the
 message goes up exactly as `js2mail.mail.flatten(OutgoingMessage.email)` renders it.
@@ -14,25 +13,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import google.auth.exceptions
 import google.auth.transport.requests
 import google.oauth2.credentials
 import httpx
-import requests
 
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
+from js2mail.providers.http import (
+    DEFAULT_TIMEOUT,
+    ApiRequest,
+    PinnedCASession,
+    header,
+    httpx_verify,
+    message_too_large,
+    post,
+)
 from js2mail.retry import parse_retry_after
 
 GMAIL_SCOPES = ["https://www.googleapis.com/auth/gmail.send"]
@@ -43,7 +46,6 @@ GMAIL_UPLOAD_THRESHOLD = 5 * 1024 * 1024
 GMAIL_SEND_PATH = "/gmail/v1/users/me/messages/send"
 GMAIL_UPLOAD_PATH = "/upload/gmail/v1/users/me/messages/send"
 # A provider's Retry-After is honoured up to a day; a larger value is more likely a bug than a plan.
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=15.0)
 
 _RATE_REASONS = frozenset({"ratelimitexceeded", "userratelimitexceeded"})
 _QUOTA_REASONS = frozenset({"dailylimitexceeded", "quotaexceeded", "dailylimitexceededunreg"})
@@ -52,98 +54,6 @@ _CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client", "deleted_cl
 # Gmail's sending-limit 429 names the moment the window reopens inside its message.
 _RETRY_AT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
 _PACIFIC = "America/Los_Angeles"
-
-
-# --- shared with graph.py ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """One HTTP request, built without I/O so tests can assert on it and the I/O stays thin."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    content: bytes
-
-
-def ca_bundle_from_env() -> str | None:
-    """The private CA file the operator asked us to trust, whichever HTTP stack is reading it.
-
-    httpx reads only SSL_CERT_FILE and requests only REQUESTS_CA_BUNDLE; the contract promises
-    both for every provider endpoint, so each client is configured from this one answer.
-    """
-    for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        value = os.environ.get(var)
-        if value:
-            return value
-    return None
-
-
-def httpx_verify() -> ssl.SSLContext | bool:
-    bundle = ca_bundle_from_env()
-    return ssl.create_default_context(cafile=bundle) if bundle else True
-
-
-class PinnedCASession(requests.Session):
-    """A requests session for the blocking OAuth libraries that trusts the same CA as httpx.
-
-    Plain requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE override `session.verify` on every
-    call, so a stray CURL_CA_BUNDLE would hide the SSL_CERT_FILE the operator set; here the
-    session's choice wins while proxies still come from the environment. `timeout` is a default
-    for callers (MSAL) that pass none.
-    """
-
-    def __init__(self, timeout: float = 30.0) -> None:
-        super().__init__()
-        self.verify = ca_bundle_from_env() or True
-        self._default_timeout = timeout
-
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if verify is None or verify is True:
-            settings["verify"] = self.verify
-        return settings
-
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._default_timeout)
-        return super().request(method, url, *args, **kwargs)
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive lookup, because callers pass httpx.Headers or a plain dict."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def message_too_large(size: int, limit: int, provider: str, why: str) -> ProviderError:
-    return ProviderError(
-        f"message is {size:,} bytes; {provider} accepts at most {limit:,} bytes of MIME ({why})",
-        code="message_too_large",
-        retryable=False,
-    )
-
-
-def network_error(exc: Exception, provider: str) -> ProviderError:
-    """Transport failures are retryable; a send may have landed anyway, which SPEC §5 allows."""
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderError(f"{provider} timed out: {exc!r}", code="timeout", retryable=True)
-    return ProviderError(f"could not reach {provider}: {exc!r}", code="network_error", retryable=True)
-
-
-async def post(http: httpx.AsyncClient, request: ApiRequest, token: str, provider: str) -> httpx.Response:
-    headers = {**request.headers, "Authorization": f"Bearer {token}"}
-    try:
-        return await http.request(request.method, request.url, headers=headers, content=request.content)
-    except httpx.InvalidURL as exc:
-        raise ProviderError(
-            f"{provider} endpoint is not a valid URL: {exc}", code="config_error", retryable=False
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise network_error(exc, provider) from exc
 
 
 # --- Gmail: pure -------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
 from js2mail.providers.base import OutgoingMessage, SendResult
-from js2mail.providers.gmail import (
+from js2mail.providers.http import (
     DEFAULT_TIMEOUT,
     ApiRequest,
     PinnedCASession,
