@@ -20,6 +20,7 @@ from js2mail.errors import CryptoError, ProviderError
 from js2mail.lanes import Lanes
 from js2mail.models import new_id
 from js2mail.providers.base import OutgoingMessage, Provider, RecipientsRefused, Refused, SendResult
+from js2mail.providers.registry import spec_of
 from js2mail.redact import RedactingFilter, redact
 from js2mail.retry import next_attempt_at, next_utc_midnight, utc_day
 from js2mail.service import Context
@@ -49,7 +50,7 @@ class ProviderPool:
         if row is None:
             return None
         # A Graph provider re-saves its own rotating token cache; that alone must not rebuild it.
-        secret = None if row["provider"] == "microsoft" else row["secret"]
+        secret = None if spec_of(row["provider"]).rotates_own_secret else row["secret"]
         fp = (row["settings"], secret, row["provider"], row["status"])
         cached = self._cache.get(mailbox_id)
         if cached is None or cached.fingerprint != fp:

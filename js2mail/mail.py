@@ -450,15 +450,15 @@ def eai_addresses(req: MailRequest, mailbox_address: str) -> list[str]:
     return found
 
 
-def eai_refusal(addresses: list[str], provider: str, smtputf8: bool | None, mailbox: str) -> tuple[str, str] | None:
+def eai_refusal(addresses: list[str], eai: str, smtputf8: bool | None, mailbox: str) -> tuple[str, str] | None:
     """(code, message) when a mailbox can never send to these EAI addresses, else None.
 
     Gmail takes RFC 6532 messages; Microsoft Graph does not document it, so it is refused; an SMTP
     server must advertise SMTPUTF8, as recorded by `js2mail mailboxes test` (unknown counts as no)."""
-    if not addresses or provider == "gmail":
+    if not addresses or eai == "yes":  # `eai`: the provider registry's answer (yes, no, if_offered)
         return None
     which = ", ".join(addresses[:3])
-    if provider == "microsoft":
+    if eai == "no":
         return ("eai_not_supported", f"{which}: an address with non-ASCII characters before the @ needs SMTPUTF8, "
                                      "which Microsoft Graph does not document; send it through an SMTP or Gmail mailbox")
     if smtputf8 is None:

@@ -209,10 +209,10 @@ def test_envelope_uses_a_labels_and_only_eai_needs_smtputf8() -> None:
                                              "LESER@xn--bcher-kva.example")
     assert mail.recipient_domains(req) == ["bücher.example", "例子.example"]
     assert mail.eai_addresses(req, "shop@example.com") == ["用户@例子.example"]
-    assert mail.eai_refusal(["用户@例子.example"], "gmail", None, "shop@example.com") is None
-    assert mail.eai_refusal(["用户@例子.example"], "smtp", True, "shop@example.com") is None
-    assert mail.eai_refusal(["用户@例子.example"], "microsoft", None, "a@example.com")[0] == "eai_not_supported"  # type: ignore[index]
-    unknown = mail.eai_refusal(["用户@例子.example"], "smtp", None, "shop@example.com")
+    assert mail.eai_refusal(["用户@例子.example"], "yes", None, "shop@example.com") is None
+    assert mail.eai_refusal(["用户@例子.example"], "if_offered", True, "shop@example.com") is None
+    assert mail.eai_refusal(["用户@例子.example"], "no", None, "a@example.com")[0] == "eai_not_supported"  # type: ignore[index]
+    unknown = mail.eai_refusal(["用户@例子.example"], "if_offered", None, "shop@example.com")
     assert unknown is not None and "js2mail mailboxes test shop@example.com" in unknown[1]
 
 

@@ -34,6 +34,7 @@ from js2mail.errors import ValidationError
 from js2mail.providers.base import OutgoingMessage
 from js2mail.providers.gmail import GmailProvider
 from js2mail.providers.graph import GraphProvider
+from js2mail.providers.registry import spec_of
 from js2mail.providers.smtp import SmtpProvider, SmtpSettings
 from tests.support.fake_google import FakeGoogle
 from tests.support.fake_microsoft import FakeMicrosoft
@@ -185,7 +186,7 @@ MAILBOX = "shop@bücher.example"
 def intake(payload: dict[str, Any], provider: str, smtputf8: bool | None = True) -> mail.MailRequest | None:
     """What /v1/send does before answering 202: None when it answers 422 for an undeliverable address."""
     req = mail.parse_send_request(payload)
-    refusal = mail.eai_refusal(mail.eai_addresses(req, MAILBOX), provider, smtputf8, MAILBOX)
+    refusal = mail.eai_refusal(mail.eai_addresses(req, MAILBOX), spec_of(provider).eai, smtputf8, MAILBOX)
     if refusal:
         assert provider == "microsoft" or not smtputf8
         assert mail.eai_addresses(req, MAILBOX)
@@ -284,7 +285,7 @@ def test_graph_delivers_exactly_or_refuses_eai_at_intake(ms: FakeMicrosoft, writ
 @pytest.mark.parametrize("smtputf8", [False, None])
 def test_eai_is_refused_at_intake_where_the_smtp_server_cannot_take_it(smtputf8: bool | None) -> None:
     req = mail.parse_send_request({"to": "用户@例子.example", "subject": "s", "text": "t"})
-    refusal = mail.eai_refusal(mail.eai_addresses(req, MAILBOX), "smtp", smtputf8, MAILBOX)
+    refusal = mail.eai_refusal(mail.eai_addresses(req, MAILBOX), "if_offered", smtputf8, MAILBOX)
     assert refusal is not None
     assert ("js2mail mailboxes test" in refusal[1]) is (smtputf8 is None)
 

@@ -26,6 +26,7 @@ import httpx
 
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
+from js2mail.providers import registry
 from js2mail.providers.base import OutgoingMessage, SendResult
 from js2mail.providers.http import (
     DEFAULT_TIMEOUT,
@@ -40,7 +41,7 @@ from js2mail.retry import parse_retry_after
 
 GMAIL_SCOPES = ["https://www.googleapis.com/auth/gmail.send"]
 # The discovery document's mediaUpload.maxSize for messages.send: 35 MiB of MIME.
-GMAIL_MAX_MESSAGE_BYTES = 36_700_160
+GMAIL_MAX_MESSAGE_BYTES = registry.GMAIL.max_message_bytes
 # Google's upload guide: a plain request up to about 5 MB; beyond that the upload endpoint.
 GMAIL_UPLOAD_THRESHOLD = 5 * 1024 * 1024
 GMAIL_SEND_PATH = "/gmail/v1/users/me/messages/send"
@@ -279,3 +280,11 @@ class GmailProvider:
         if self._owns_http:
             await self._http.aclose()
         self._session.close()
+
+
+def from_parts(parts: registry.ProviderParts) -> GmailProvider:
+    """The registry's factory: a Gmail mailbox from its sealed grant (client id, secret, refresh token)."""
+    grant = json.loads(parts.secret or b"{}")
+    google = parts.config.providers.google
+    return GmailProvider(address=parts.address, client_id=grant["client_id"], client_secret=grant["client_secret"],
+                         refresh_token=grant["refresh_token"], token_uri=google.token_uri, api_base=google.api_base)

@@ -27,6 +27,7 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from js2mail.errors import ProviderError
 from js2mail.mail import flatten
+from js2mail.providers import registry
 from js2mail.providers.base import OutgoingMessage, SendResult
 from js2mail.providers.http import (
     DEFAULT_TIMEOUT,
@@ -43,7 +44,7 @@ from js2mail.retry import parse_retry_after
 GRAPH_SCOPES = ["Mail.Send"]
 # "4 MB" read conservatively as 4,000,000 bytes of request body, which is base64 (4/3 growth).
 GRAPH_MAX_REQUEST_BYTES = 4_000_000
-GRAPH_MAX_MESSAGE_BYTES = GRAPH_MAX_REQUEST_BYTES // 4 * 3
+GRAPH_MAX_MESSAGE_BYTES = registry.MICROSOFT.max_message_bytes  # base64 of it fits GRAPH_MAX_REQUEST_BYTES
 # Exchange does not say which window ErrorSubmissionQuotaExceeded belongs to.
 SUBMISSION_QUOTA_DEFER = 3600.0
 _DEAD_GRANT = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
@@ -266,3 +267,12 @@ class GraphProvider:
         close = getattr(http_client, "close", None)
         if self._msal_http_client is None and callable(close):
             close()
+
+
+def from_parts(parts: registry.ProviderParts) -> GraphProvider:
+    """The registry's factory: a Microsoft 365 mailbox from its sealed MSAL token cache, which the
+    provider re-saves (through `parts.save_secret`) whenever MSAL rotates it."""
+    microsoft = parts.config.providers.microsoft
+    return GraphProvider(address=parts.address, client_id=parts.settings["client_id"],
+                         authority=f"{microsoft.authority.rstrip('/')}/{parts.settings.get('tenant') or 'common'}",
+                         cache=parts.secret or b"", on_cache_change=parts.save_secret, graph_base=microsoft.graph_base)

@@ -26,10 +26,11 @@ import aiosmtplib
 from js2mail.errors import ProviderError
 from js2mail.loopback import is_loopback_ip, resolves_only_to_loopback_async
 from js2mail.mail import flatten
+from js2mail.providers import registry
 from js2mail.providers.base import OutgoingMessage, RecipientsRefused, Refused, SendResult
 from js2mail.redact import redact
 
-DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+DEFAULT_MAX_BYTES = registry.SMTP.max_message_bytes  # until the server announces its SIZE
 IDLE_CHECK_AFTER = 2.0  # seconds idle before a pooled session is checked with NOOP
 AUTH_CODES = {530, 534, 535, 538}
 
@@ -210,3 +211,15 @@ class SmtpProvider:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(self._quit(c) for c, _ in idle if c.is_connected), return_exceptions=True)
+
+
+def from_parts(parts: registry.ProviderParts) -> SmtpProvider:
+    """The registry's factory: an SMTP mailbox from its settings and sealed password."""
+    s, dispatch = parts.settings, parts.config.dispatch
+    return SmtpProvider(
+        SmtpSettings(host=s["host"], port=int(s["port"]), username=s.get("username"),
+                     password=parts.secret.decode() if parts.secret else None, security=s["security"],
+                     tls_ca=s.get("tls_ca"), timeout=dispatch.send_timeout,
+                     insecure_allow_plaintext=bool(s.get("insecure_allow_plaintext"))),
+        connections=dispatch.concurrency_per_mailbox,
+    )

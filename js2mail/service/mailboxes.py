@@ -13,13 +13,13 @@ from js2mail.loopback import resolves_only_to_loopback
 from js2mail.mail import has_control
 from js2mail.models import iso, new_id
 from js2mail.providers.base import Provider
+from js2mail.providers.registry import ProviderParts, public_settings, spec_of
 from js2mail.service import Context
 from js2mail.service.keys import ensure_scope
 from js2mail.store import mailboxes as rows
 from js2mail.store import tenancy
 
 SECURITY_MODES = ("starttls", "tls", "none")
-DEFAULT_QUOTAS = {"gmail": 500, "microsoft": 10000, "smtp": None}
 
 
 def _check_address(address: str) -> str:
@@ -46,8 +46,7 @@ def check_mailbox_fields(display_name: str | None, daily_quota: int | None) -> N
 
 def mailbox_info(row: sqlite3.Row, default_for: list[str] | None = None) -> dict[str, Any]:
     settings = json.loads(row["settings"])
-    public = {k: v for k, v in settings.items() if k in ("host", "port", "username", "security", "tls_ca", "tenant",
-                                                           "client_id", "insecure_allow_plaintext", "smtputf8")}
+    public = public_settings(row["provider"], settings)
     return {
         "id": row["id"],
         "address": row["address"],
@@ -110,7 +109,7 @@ def add_mailbox(
     mailbox_id = new_id("mbx")
     sealed = ctx.sealer.seal(secret, table="mailboxes", column="secret", row_id=mailbox_id) if secret else None
     now = ctx.clock.now()
-    quota = daily_quota if daily_quota is not None else DEFAULT_QUOTAS.get(provider)
+    quota = daily_quota if daily_quota is not None else spec_of(provider).default_daily_quota
 
     def run(conn: sqlite3.Connection) -> sqlite3.Row:
         if rows.by_address(conn, scope.workspace_id, address) is not None:
@@ -239,23 +238,15 @@ async def save_secret(ctx: Context, mailbox_id: str, secret: bytes) -> None:
 
 
 def build_provider(ctx: Context, row: sqlite3.Row) -> Provider:
-    """The provider for one mailbox row, with its secret opened. Imports the provider lazily."""
-    settings = json.loads(row["settings"])
-    kind = row["provider"]
-    if kind == "smtp":
-        from js2mail.providers.smtp import SmtpProvider, SmtpSettings
+    """The provider for one mailbox row, with its secret opened, built by its registry entry."""
+    mailbox_id = row["id"]
 
-        password = open_secret(ctx, row)
-        return SmtpProvider(
-            SmtpSettings(host=settings["host"], port=int(settings["port"]), username=settings.get("username"),
-                         password=password.decode() if password else None, security=settings["security"],
-                         tls_ca=settings.get("tls_ca"), timeout=ctx.settings.dispatch.send_timeout,
-                         insecure_allow_plaintext=bool(settings.get("insecure_allow_plaintext"))),
-            connections=ctx.settings.dispatch.concurrency_per_mailbox,
-        )
-    from js2mail.service import oauth_mailboxes
+    async def save(blob: bytes) -> None:
+        await save_secret(ctx, mailbox_id, blob)
 
-    return oauth_mailboxes.build_provider(ctx, row, settings)
+    parts = ProviderParts(mailbox_id=mailbox_id, address=row["address"], settings=json.loads(row["settings"]),
+                          secret=open_secret(ctx, row), config=ctx.settings, save_secret=save)
+    return spec_of(row["provider"]).build(parts)
 
 
 async def send_test(ctx: Context, workspace: str | None, address: str, to: str) -> dict[str, Any]:

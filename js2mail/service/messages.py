@@ -15,12 +15,11 @@ import msgspec
 from js2mail import mail
 from js2mail.errors import BadRequest, Conflict, NotFound, QueueFull, TooLarge, ValidationError
 from js2mail.models import MESSAGE_STATUSES, Principal, Scope, iso, new_sorted_id
+from js2mail.providers.registry import spec_of
 from js2mail.service import Context
 from js2mail.service.catalog import catalog_of
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
-
-PROVIDER_LIMITS = {"gmail": 36_700_160, "microsoft": 3_000_000, "smtp": 25 * 1024 * 1024}
 
 
 @dataclass(frozen=True)
@@ -138,13 +137,14 @@ async def enqueue_request(
     mailbox's daily quota (reserving nothing) and records the message as `dry_run`: no body is
     kept and no provider is ever called."""
     eai = mail.eai_addresses(req, mailbox["address"])
-    refusal = eai and mail.eai_refusal(eai, mailbox["provider"], json.loads(mailbox["settings"]).get("smtputf8"),
-                                       mailbox["address"])
+    refusal = eai and mail.eai_refusal(eai, spec_of(mailbox["provider"]).eai,
+                                       json.loads(mailbox["settings"]).get("smtputf8"), mailbox["address"])
     if refusal:
         raise ValidationError(refusal[1], code=refusal[0], details=[{"field": "to", "code": refusal[0],
                                                                      "message": refusal[1]}])
     size = mail.estimated_size(req)
-    limit = PROVIDER_LIMITS.get(mailbox["provider"], PROVIDER_LIMITS["smtp"])
+    spec = spec_of(mailbox["provider"])
+    limit = spec.max_message_bytes
     if size > limit:
         raise TooLarge(f"message is about {size} bytes; {mailbox['provider']} mailboxes accept at most {limit}",
                        code="message_too_large")
@@ -186,7 +186,7 @@ def built_size(req: mail.MailRequest, mailbox: sqlite3.Row, msg_id: str, now: fl
     try:
         domain = mail.ascii_domain(mailbox["address"].rsplit("@", 1)[1])  # as the dispatcher builds it
         raw = mail.flatten(mail.build_email(req, from_header=from_header(req, mailbox), message_id=f"<{msg_id}@{domain}>",
-                                            date=now), drop_bcc=mailbox["provider"] == "smtp")
+                                            date=now), drop_bcc=spec_of(mailbox["provider"]).drops_bcc)
     except Exception as exc:  # noqa: BLE001 - what the dispatcher could not build either: refuse it now (422)
         raise ValidationError(f"the message cannot be built: {type(exc).__name__}: {exc}"[:300],
                               code="message_unbuildable") from None

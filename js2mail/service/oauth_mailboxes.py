@@ -4,13 +4,11 @@ and build their providers. The grant (refresh token / MSAL token cache) is store
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from js2mail.providers.base import Provider
 from js2mail.service import Context
-from js2mail.service.mailboxes import add_mailbox, open_secret, save_secret
+from js2mail.service.mailboxes import add_mailbox
 
 
 def connect_gmail(ctx: Context, *, workspace: str, address: str, client_secrets: str, port: int = 0,
@@ -45,29 +43,3 @@ def connect_microsoft(ctx: Context, *, workspace: str, client_id: str, tenant: s
     settings = {"client_id": client_id, "tenant": tenant}
     return add_mailbox(ctx, workspace=workspace, provider="microsoft", address=mailbox_address, settings=settings,
                        secret=grant.cache, display_name=display_name, daily_quota=daily_quota, app=app)
-
-
-def build_provider(ctx: Context, row: sqlite3.Row, settings: dict[str, Any]) -> Provider:
-    secret = open_secret(ctx, row) or b""
-    kind = row["provider"]
-    if kind == "gmail":
-        from js2mail.providers.gmail import GmailProvider
-
-        grant = json.loads(secret)
-        google = ctx.settings.providers.google
-        return GmailProvider(address=row["address"], client_id=grant["client_id"],
-                             client_secret=grant["client_secret"], refresh_token=grant["refresh_token"],
-                             token_uri=google.token_uri, api_base=google.api_base)
-    if kind == "microsoft":
-        from js2mail.providers.graph import GraphProvider
-
-        microsoft = ctx.settings.providers.microsoft
-        mailbox_id = row["id"]
-
-        async def on_cache_change(blob: bytes) -> None:
-            await save_secret(ctx, mailbox_id, blob)
-
-        return GraphProvider(address=row["address"], client_id=settings["client_id"],
-                             authority=f"{microsoft.authority.rstrip('/')}/{settings.get('tenant') or 'common'}",
-                             cache=secret, on_cache_change=on_cache_change, graph_base=microsoft.graph_base)
-    raise ValueError(f"unknown provider {kind!r}")
