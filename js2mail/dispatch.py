@@ -66,12 +66,12 @@ class ProviderPool:
         secret = None if row["provider"] == "microsoft" else row["secret"]
         fp = (row["settings"], secret, row["provider"], row["status"])
         if cached is None or cached.fingerprint != fp:
-            if cached is not None:
-                await cached.provider.close()
             from js2mail.service.mailboxes import build_provider
 
-            cached = _Cached(fp, build_provider(self.ctx, row), row, version)
-            self._cache[mailbox_id] = cached
+            stale, cached = cached, _Cached(fp, build_provider(self.ctx, row), row, version)
+            self._cache[mailbox_id] = cached  # before awaiting: the mailbox's other sends use the new one
+            if stale is not None:
+                await stale.provider.close()
         else:
             cached.row, cached.version = row, version
         return cached.provider, cached.row
@@ -144,7 +144,8 @@ class Dispatcher:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
             return None
         provider, mailbox = got
-        quota, day = mailbox["daily_quota"], utc_day(clock.now())
+        quota = mailbox["daily_quota"]
+        day = utc_day(clock.now()) if quota else ""
         if quota and not await store.write(rows.reserve_quota, mailbox["id"], day, quota):
             reason = f"daily quota of {quota} reached; deferred to the next window"
             if not await store.write(rows.record_deferred, msg_id, self.worker, next_utc_midnight(clock.now()),

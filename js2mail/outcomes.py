@@ -80,11 +80,13 @@ def _delivery_line(row: Mapping[str, Any] | sqlite3.Row, attempts_before: int, s
     metrics.SENDS.labels(status, provider).inc()
     if status != "deferred":
         metrics.ATTEMPT_SECONDS.labels(provider, status).observe(seconds)
+    level = logging.WARNING if status in ("retrying", "failed") else logging.INFO
+    if not delivery_log.isEnabledFor(level):
+        return  # e.g. `serve --log-level warning`: sent mail costs no line
     domains = json.loads(row["recipient_domains"] or "[]")
     fields = {"event": "delivery", "status": status, "message_id": row["id"], "mailbox_id": row["mailbox_id"],
               "provider": provider, "recipient_domains": domains, "provider_code": code,
               "attempt": row["attempts"], "latency_ms": round(seconds * 1000, 1)}
-    level = logging.WARNING if status in ("retrying", "failed") else logging.INFO
     delivery_log.log(level, "delivery %s message=%s mailbox=%s provider=%s domains=%s code=%s attempt=%d "
                      "latency_ms=%.1f", status, row["id"], row["mailbox_id"], provider, ",".join(domains),
                      code or "-", row["attempts"], seconds * 1000, extra=fields)
