@@ -10,7 +10,6 @@ leaves out the HTTP server and the scheduler, so compare it only with itself.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import os
 import sys
