@@ -1,7 +1,7 @@
 """Dispatch in-process: N queued messages through a `Dispatcher` (uvloop) to the loopback sink,
 counting CPU per message, write jobs and commits per message — optionally under cProfile.
 
-    python bench/dispatch_profile.py [--messages 2000] [--profile out.prof]
+    python bench/dispatch_profile.py [--messages 2000] [--profile out.prof] [--yappi]   # --yappi: pip install yappi
 
 A quicker loop than bench/dispatch.py for finding where the dispatcher's time goes; its CPU figure
 leaves out the HTTP server and the scheduler, so compare it only with itself.
