@@ -19,11 +19,13 @@ from js2mail import mail, outcomes
 from js2mail.errors import CryptoError, ProviderError
 from js2mail.lanes import Lanes
 from js2mail.models import new_id
+from js2mail.outcomes import Recorded
 from js2mail.providers.base import OutgoingMessage, Provider, RecipientsRefused, Refused, SendResult
 from js2mail.providers.registry import spec_of
 from js2mail.redact import RedactingFilter, redact
 from js2mail.retry import next_attempt_at, next_utc_midnight, utc_day
 from js2mail.service import Context
+from js2mail.store import catalog as catalog_rows
 from js2mail.store import mailboxes as mailbox_rows
 from js2mail.store import messages as rows
 
@@ -36,30 +38,43 @@ class _Cached:
     fingerprint: tuple[Any, ...]
     provider: Provider
     row: sqlite3.Row
+    version: int | None  # the catalog version `row` was read at
 
 
 class ProviderPool:
-    """One provider per mailbox, rebuilt when the mailbox row changes (another process may edit it)."""
+    """One provider per mailbox, with its mailbox row. The row is read again only when the catalog
+    version (store.catalog: it moves whenever any mailbox row changes, in any process) is not the one
+    it was read at; the provider is rebuilt only when the row's settings, secret or status changed."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._cache: dict[str, _Cached] = {}
+        self.version: int | None = None  # the newest catalog version seen; None: read every time
+
+    def at_version(self, version: int) -> None:
+        """The catalog version read in the transaction that claimed the messages about to be sent."""
+        self.version = version
 
     async def get(self, mailbox_id: str) -> tuple[Provider, sqlite3.Row] | None:
+        cached = self._cache.get(mailbox_id)
+        if cached is not None and cached.version is not None and cached.version == self.version:
+            return cached.provider, cached.row
+        version = self.version
         row = self.ctx.store.read(mailbox_rows.by_id, mailbox_id)
         if row is None:
             return None
         # A Graph provider re-saves its own rotating token cache; that alone must not rebuild it.
         secret = None if spec_of(row["provider"]).rotates_own_secret else row["secret"]
         fp = (row["settings"], secret, row["provider"], row["status"])
-        cached = self._cache.get(mailbox_id)
         if cached is None or cached.fingerprint != fp:
-            if cached is not None:
-                await cached.provider.close()
             from js2mail.service.mailboxes import build_provider
 
-            cached = _Cached(fp, build_provider(self.ctx, row), row)
-            self._cache[mailbox_id] = cached
+            stale, cached = cached, _Cached(fp, build_provider(self.ctx, row), row, version)
+            self._cache[mailbox_id] = cached  # before awaiting: the mailbox's other sends use the new one
+            if stale is not None:
+                await stale.provider.close()
+        else:
+            cached.row, cached.version = row, version
         return cached.provider, cached.row
 
     async def close(self) -> None:
@@ -106,56 +121,64 @@ class Dispatcher:
 
     async def _claim(self, busy: dict[str, int], room: int) -> list[sqlite3.Row]:
         now = self.ctx.clock.now()
-        claimed: list[sqlite3.Row] = await self.ctx.store.write(
-            rows.claim_due, self.worker, now, now + self.cfg.lease_seconds, room,
+        version, claimed = await self.ctx.store.write(
+            _claim_with_bodies, self.worker, now, now + self.cfg.lease_seconds, room,
             max(1, self.cfg.concurrency_per_mailbox), busy)
+        self.providers.at_version(version)
         return claimed
 
-    async def _attempt(self, row: sqlite3.Row) -> None:
+    async def _attempt(self, row: sqlite3.Row) -> Recorded | None:
+        """Attempt one claimed message and record the outcome; what was recorded (None: read it back)."""
         store, clock, msg_id = self.ctx.store, self.ctx.clock, row["id"]
         attempt = row["attempts"] + 1
         if self.stopping:
             await store.write(rows.record_deferred, msg_id, self.worker, clock.now(), "", clock.now())
-            return
+            return None
         try:
             got = await self.providers.get(row["mailbox_id"]) if row["mailbox_id"] else None
         except Exception as exc:  # noqa: BLE001 - a mailbox that cannot be opened fails its mail, visibly
             log.exception("cannot open mailbox %s", row["mailbox_id"])
             await store.write(rows.record_failed, msg_id, self.worker, attempt,
                               redact(f"mailbox cannot be used: {type(exc).__name__}: {exc}"), clock.now())
-            return
+            return None
         if got is None:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "mailbox was removed", clock.now())
-            return
+            return None
         provider, mailbox = got
-        quota, day = mailbox["daily_quota"], utc_day(clock.now())
+        quota = mailbox["daily_quota"]
+        day = utc_day(clock.now()) if quota else ""
         if quota and not await store.write(rows.reserve_quota, mailbox["id"], day, quota):
-            await store.write(rows.record_deferred, msg_id, self.worker, next_utc_midnight(clock.now()),
-                              f"daily quota of {quota} reached; deferred to the next window", clock.now())
-            return
+            reason = f"daily quota of {quota} reached; deferred to the next window"
+            if not await store.write(rows.record_deferred, msg_id, self.worker, next_utc_midnight(clock.now()),
+                                     reason, clock.now()):
+                return None
+            return Recorded("queued" if row["attempts"] == 0 else "retrying", row["attempts"], mailbox["provider"],
+                            last_error=reason)
         try:
             result = await self._send_in_lane(provider, mailbox, row)
         except ProviderError as exc:
             if quota:
                 await store.write(rows.release_quota, mailbox["id"], day)
-            await self._failed(row, attempt, exc)
-            return
+            return await self._failed(row, attempt, exc, mailbox["provider"])
         if result is None:
             await store.write(rows.record_failed, msg_id, self.worker, attempt, "message body is gone", clock.now())
-            return
-        await store.write(rows.record_sent, msg_id, self.worker, attempt, redact(result.response), clock.now(),
-                          result.refused)
+            return None
+        response = redact(result.response)
+        if not await store.write(rows.record_sent, msg_id, self.worker, attempt, response, clock.now(), result.refused):
+            return None
+        return Recorded("sent", attempt, mailbox["provider"], provider_response=response[:500])
 
     async def _send_in_lane(self, provider: Provider, mailbox: sqlite3.Row, row: sqlite3.Row) -> SendResult | None:
         try:
-            return await self._send(provider, mailbox, row["id"])
+            return await self._send(provider, mailbox, row)
         finally:
             self.lanes.release(row)  # the connection is free: the lane claims its next while this outcome is written
 
-    async def _send(self, provider: Provider, mailbox: sqlite3.Row, msg_id: str) -> SendResult | None:
+    async def _send(self, provider: Provider, mailbox: sqlite3.Row, row: sqlite3.Row) -> SendResult | None:
         """One attempt; every failure comes back as a classified ProviderError."""
+        msg_id = row["id"]
         try:
-            outgoing = self._build(msg_id, mailbox)
+            outgoing = self._build(row, mailbox)
             if outgoing is None:
                 return None
             async with asyncio.timeout(self.cfg.send_timeout + 5):  # unlike wait_for, no task per send
@@ -170,8 +193,8 @@ class Dispatcher:
             log.exception("unexpected error sending %s", msg_id)
             raise ProviderError(f"{type(exc).__name__}: {exc}", code="unexpected", retryable=True) from None
 
-    def _build(self, msg_id: str, mailbox: sqlite3.Row) -> OutgoingMessage | None:
-        sealed = self.ctx.store.read(rows.body_of, msg_id)
+    def _build(self, row: sqlite3.Row, mailbox: sqlite3.Row) -> OutgoingMessage | None:
+        msg_id, sealed = row["id"], row["payload"]  # read with the claim
         if sealed is None:
             return None
         payload = self.ctx.sealer.open(sealed, table="message_bodies", column="payload", row_id=msg_id)
@@ -189,21 +212,32 @@ class Dispatcher:
             raise ProviderError(f"message cannot be built: {type(exc).__name__}: {exc}", code="build_failed",
                                 retryable=False) from None
 
-    async def _failed(self, row: sqlite3.Row, attempt: int, exc: ProviderError) -> None:
+    async def _failed(self, row: sqlite3.Row, attempt: int, exc: ProviderError, provider: str) -> Recorded | None:
         store, now, msg_id = self.ctx.store, self.ctx.clock.now(), row["id"]
         error = redact(f"{exc.code}: {exc.message}" if exc.code not in exc.message else exc.message)
         refused = exc.refused if isinstance(exc, RecipientsRefused) else Refused()
         if exc.needs_reconnect:
             await store.write(_dead_grant, row["mailbox_id"], msg_id, self.worker, attempt, error, now)
-            return
+            return None
         if exc.defer_until is not None:
             await store.write(rows.record_deferred, msg_id, self.worker, max(exc.defer_until, now), error, now)
-            return
+            return None
         next_at = next_attempt_at(attempt, self.cfg.retry_schedule, now, exc.retry_after) if exc.retryable else None
         if next_at is None:
-            await store.write(rows.record_failed, msg_id, self.worker, attempt, error, now, refused)
+            recorded = await store.write(rows.record_failed, msg_id, self.worker, attempt, error, now, refused)
         else:
-            await store.write(rows.record_retry, msg_id, self.worker, attempt, error, next_at, now, refused)
+            recorded = await store.write(rows.record_retry, msg_id, self.worker, attempt, error, next_at, now, refused)
+        if not recorded:
+            return None
+        return Recorded("failed" if next_at is None else "retrying", attempt, provider, last_error=error[:1000])
+
+
+def _claim_with_bodies(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int,
+                       per_lane: int, busy: dict[str, int]) -> tuple[int, list[sqlite3.Row]]:
+    """The claim, with each message's sealed body, and the catalog version in the same transaction:
+    a mailbox row cached at that version is the row as these messages were claimed."""
+    return catalog_rows.version(conn), rows.claim_due(conn, worker, now, lease_until, limit, per_lane, busy,
+                                                      with_body=True)
 
 
 def _dead_grant(conn: sqlite3.Connection, mailbox_id: str, msg_id: str, worker: str, attempt: int, error: str,

@@ -3,7 +3,9 @@ counters (js2mail/metrics.py). A line names ids, the mailbox, recipient domains,
 the provider's code, the attempt and its latency — never an address, a subject or a body.
 
 The dispatcher and the webhook worker hand each attempt's coroutine to `delivery` / `webhook`,
-which time it and then read back what it recorded (one primary-key read)."""
+which time it. A delivery attempt returns what it wrote to the message row (`Recorded`), so its
+line needs no read; when it returns None (a rare path, or its claim was lost to a cancel) the
+row is read back instead (one primary-key read), as webhook outcomes always are."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from js2mail import metrics
 from js2mail.store import health
@@ -37,17 +40,35 @@ def _read_back(ctx: Context, fn: Callable[[sqlite3.Connection, str], sqlite3.Row
         return None
 
 
-async def delivery(ctx: Context, claimed: sqlite3.Row, attempt: Awaitable[None]) -> None:
+@dataclass(frozen=True)
+class Recorded:
+    """The columns of a message row an attempt just wrote, as `health.message_outcome` would read them."""
+    status: str  # sent | failed | retrying | queued (deferred before its first attempt)
+    attempts: int
+    provider: str
+    last_error: str | None = None
+    provider_response: str | None = None
+
+
+async def delivery(ctx: Context, claimed: sqlite3.Row, attempt: Awaitable[Recorded | None]) -> None:
     started = time.perf_counter()
+    recorded: Recorded | None = None
     try:
-        await attempt
+        recorded = await attempt
     finally:
-        row = _read_back(ctx, health.message_outcome, claimed["id"])
+        row: Mapping[str, Any] | sqlite3.Row | None
+        if recorded is not None:
+            row = {"id": claimed["id"], "mailbox_id": claimed["mailbox_id"],
+                   "recipient_domains": claimed["recipient_domains"], "status": recorded.status,
+                   "attempts": recorded.attempts, "provider": recorded.provider, "last_error": recorded.last_error,
+                   "provider_response": recorded.provider_response}
+        else:
+            row = _read_back(ctx, health.message_outcome, claimed["id"])
         if row is not None:
             _delivery_line(row, claimed["attempts"], time.perf_counter() - started)
 
 
-def _delivery_line(row: sqlite3.Row, attempts_before: int, seconds: float) -> None:
+def _delivery_line(row: Mapping[str, Any] | sqlite3.Row, attempts_before: int, seconds: float) -> None:
     status = row["status"]
     if status in ("queued", "retrying"):
         status = "retrying" if row["attempts"] > attempts_before else "deferred"
@@ -59,11 +80,13 @@ def _delivery_line(row: sqlite3.Row, attempts_before: int, seconds: float) -> No
     metrics.SENDS.labels(status, provider).inc()
     if status != "deferred":
         metrics.ATTEMPT_SECONDS.labels(provider, status).observe(seconds)
+    level = logging.WARNING if status in ("retrying", "failed") else logging.INFO
+    if not delivery_log.isEnabledFor(level):
+        return  # e.g. `serve --log-level warning`: sent mail costs no line
     domains = json.loads(row["recipient_domains"] or "[]")
     fields = {"event": "delivery", "status": status, "message_id": row["id"], "mailbox_id": row["mailbox_id"],
               "provider": provider, "recipient_domains": domains, "provider_code": code,
               "attempt": row["attempts"], "latency_ms": round(seconds * 1000, 1)}
-    level = logging.WARNING if status in ("retrying", "failed") else logging.INFO
     delivery_log.log(level, "delivery %s message=%s mailbox=%s provider=%s domains=%s code=%s attempt=%d "
                      "latency_ms=%.1f", status, row["id"], row["mailbox_id"], provider, ",".join(domains),
                      code or "-", row["attempts"], seconds * 1000, extra=fields)

@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,11 @@ def sealer_for(conn: sqlite3.Connection) -> Sealer:
 
 
 def emit(
-    conn: sqlite3.Connection, *, workspace_id: str, app_id: str, type: str, data: dict[str, Any], now: float
+    conn: sqlite3.Connection, *, workspace_id: str, app_id: str, type: str,
+    data: dict[str, Any] | Callable[[], dict[str, Any]], now: float,
 ) -> int:
-    """One pending delivery per active endpoint of the application subscribed to `type`."""
+    """One pending delivery per active endpoint of the application subscribed to `type`. `data` may
+    be a function, called only when some endpoint wants the event."""
     endpoints = conn.execute(
         "SELECT id, events FROM webhook_endpoints WHERE application_id = ? AND status = 'active'", (app_id,)
     ).fetchall()
@@ -51,6 +54,8 @@ def emit(
         return 0
     from js2mail.webhooks import event_body
 
+    if callable(data):
+        data = data()
     sealer = sealer_for(conn)
     event_id = new_id("evt")
     body = event_body(event_id=event_id, type=type, created_at=now, data=data)

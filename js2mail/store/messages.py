@@ -160,10 +160,14 @@ CLAIM_COLUMNS = "id, workspace_id, application_id, mailbox_id, attempts, recipie
 
 
 def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: float, limit: int,
-              per_lane: int | None = None, busy: Mapping[str, int] | None = None) -> list[sqlite3.Row]:
+              per_lane: int | None = None, busy: Mapping[str, int] | None = None,
+              with_body: bool = False) -> list[sqlite3.Row]:
     """Lease up to `limit` due messages, at most `per_lane` in flight per mailbox counting `busy`
     (this worker's sends per mailbox id, "" for a removed mailbox): each mailbox's earliest due
-    mail first, round-robin across mailboxes, so a mailbox with a backlog never crowds out another."""
+    mail first, round-robin across mailboxes, so a mailbox with a backlog never crowds out another.
+    `with_body`: each row also carries its sealed body as `payload` (None if it is gone), read in
+    the same statement instead of once per message afterwards."""
+    body = ", (SELECT payload FROM message_bodies WHERE message_id = messages.id) AS payload" if with_body else ""
     return conn.execute(
         f"WITH busy(lane, n) AS (SELECT key, value FROM json_each(:busy)),"
         f" lanes(lane, held) AS (SELECT l.id, COALESCE(b.n, 0) FROM (SELECT id FROM mailboxes UNION ALL SELECT NULL) l"
@@ -175,7 +179,7 @@ def claim_due(conn: sqlite3.Connection, worker: str, now: float, lease_until: fl
         f"  WHERE l.held < :per_lane)"
         f" UPDATE messages SET status = 'sending', claimed_by = :worker, lease_until = :lease, updated_at = :now"
         f" WHERE id IN (SELECT id FROM picked WHERE n + held <= :per_lane ORDER BY n, next_attempt_at LIMIT :limit)"
-        f" RETURNING {CLAIM_COLUMNS}",
+        f" RETURNING {CLAIM_COLUMNS}{body}",
         {"busy": _json(dict(busy or {})), "now": now, "per_lane": limit if per_lane is None else per_lane,
          "worker": worker, "lease": lease_until, "limit": limit},
     ).fetchall()
@@ -203,32 +207,33 @@ def body_of(conn: sqlite3.Connection, message_id: str) -> bytes | None:
 def _finish(conn: sqlite3.Connection, row: sqlite3.Row, status: str, attempt: int, error: str | None, now: float,
             refused: Refused) -> None:
     etype = {"sent": "mail.sent", "failed": "mail.failed", "retrying": "mail.retrying"}[status]
-    data = event_data(row["id"], status, attempt, error, json.loads(row["recipient_domains"]), json.loads(row["metadata"]),
-                      refused)
-    events.emit(conn, workspace_id=row["workspace_id"], app_id=row["application_id"], type=etype, data=data, now=now)
+    events.emit(conn, workspace_id=row["workspace_id"], app_id=row["application_id"], type=etype, now=now,
+                data=lambda: event_data(row["id"], status, attempt, error, json.loads(row["recipient_domains"]),
+                                        json.loads(row["metadata"]), refused))
 
 
-def _current(conn: sqlite3.Connection, message_id: str, worker: str) -> sqlite3.Row | None:
-    """The row, only if this worker still holds its claim (a cancel or a takeover wins)."""
+def _update_claimed(conn: sqlite3.Connection, message_id: str, worker: str, assignments: str,
+                    params: tuple[Any, ...]) -> sqlite3.Row | None:
+    """Apply `assignments` only if this worker still holds the claim (a cancel or a takeover wins);
+    the row as claimed, or None. One statement: the check and the change cannot drift apart."""
     row: sqlite3.Row | None = conn.execute(
-        f"SELECT {CLAIM_COLUMNS}, status, claimed_by FROM messages WHERE id = ?", (message_id,)
+        f"UPDATE messages SET {assignments} WHERE id = ? AND status = 'sending' AND claimed_by = ?"
+        f" RETURNING {CLAIM_COLUMNS}",
+        (*params, message_id, worker),
     ).fetchone()
-    if row is None or row["status"] != "sending" or row["claimed_by"] != worker:
-        return None
     return row
 
 
 def record_sent(conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, response: str, now: float,
                 refused: Refused = Refused()) -> bool:
-    row = _current(conn, message_id, worker)
+    row = _update_claimed(
+        conn, message_id, worker,
+        "status = 'sent', attempts = ?, sent_at = ?, updated_at = ?, provider_response = ?, last_error = NULL,"
+        " next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ?",
+        (attempt, now, now, response[:500], refused.count, _json(refused.domains)),
+    )
     if row is None:
         return False
-    conn.execute(
-        "UPDATE messages SET status = 'sent', attempts = ?, sent_at = ?, updated_at = ?, provider_response = ?,"
-        " last_error = NULL, next_attempt_at = NULL, claimed_by = NULL, lease_until = NULL, refused_recipients = ?,"
-        " refused_domains = ? WHERE id = ?",
-        (attempt, now, now, response[:500], refused.count, _json(refused.domains), message_id),
-    )
     conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
     _finish(conn, row, "sent", attempt, None, now, refused)
     return True
@@ -238,33 +243,32 @@ def record_retry(
     conn: sqlite3.Connection, message_id: str, worker: str, attempt: int, error: str, next_at: float, now: float,
     refused: Refused = Refused(),
 ) -> bool:
-    row = _current(conn, message_id, worker)
+    row = _update_claimed(
+        conn, message_id, worker,
+        "status = 'retrying', attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?, claimed_by = NULL,"
+        " lease_until = NULL, refused_recipients = ?, refused_domains = ?",
+        (attempt, next_at, now, error[:1000], refused.count, _json(refused.domains)),
+    )
     if row is None:
         return False
-    conn.execute(
-        "UPDATE messages SET status = 'retrying', attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?,"
-        " claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ? WHERE id = ?",
-        (attempt, next_at, now, error[:1000], refused.count, _json(refused.domains), message_id),
-    )
     _finish(conn, row, "retrying", attempt, error, now, refused)
     return True
 
 
 def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None, attempt: int, error: str, now: float,
                   refused: Refused = Refused()) -> bool:
+    assignments = ("status = 'failed', attempts = ?, updated_at = ?, last_error = ?, next_attempt_at = NULL,"
+                   " claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ?")
+    params = (attempt, now, error[:1000], refused.count, _json(refused.domains))
     if worker is None:
         row = conn.execute(f"SELECT {CLAIM_COLUMNS}, status FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None or row["status"] in TERMINAL:
             return False
+        conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*params, message_id))
     else:
-        row = _current(conn, message_id, worker)
+        row = _update_claimed(conn, message_id, worker, assignments, params)
         if row is None:
             return False
-    conn.execute(
-        "UPDATE messages SET status = 'failed', attempts = ?, updated_at = ?, last_error = ?, next_attempt_at = NULL,"
-        " claimed_by = NULL, lease_until = NULL, refused_recipients = ?, refused_domains = ? WHERE id = ?",
-        (attempt, now, error[:1000], refused.count, _json(refused.domains), message_id),
-    )
     conn.execute("DELETE FROM message_bodies WHERE message_id = ?", (message_id,))
     _finish(conn, row, "failed", attempt, error, now, refused)
     return True
@@ -272,14 +276,12 @@ def record_failed(conn: sqlite3.Connection, message_id: str, worker: str | None,
 
 def record_deferred(conn: sqlite3.Connection, message_id: str, worker: str, until: float, reason: str, now: float) -> bool:
     """Put a claimed message back for later without counting an attempt (quota windows, shutdown)."""
-    if _current(conn, message_id, worker) is None:
-        return False
-    conn.execute(
-        "UPDATE messages SET status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, next_attempt_at = ?,"
-        " updated_at = ?, last_error = COALESCE(?, last_error), claimed_by = NULL, lease_until = NULL WHERE id = ?",
-        (until, now, reason or None, message_id),
-    )
-    return True
+    return _update_claimed(
+        conn, message_id, worker,
+        "status = CASE WHEN attempts = 0 THEN 'queued' ELSE 'retrying' END, next_attempt_at = ?, updated_at = ?,"
+        " last_error = COALESCE(?, last_error), claimed_by = NULL, lease_until = NULL",
+        (until, now, reason or None),
+    ) is not None
 
 
 def fail_active_for_mailbox(conn: sqlite3.Connection, mailbox_id: str, error: str, now: float) -> int:
