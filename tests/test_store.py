@@ -78,3 +78,26 @@ def test_another_process_writing_at_the_same_time(store: Store) -> None:
         store.write_sync(lambda c, i=i: c.execute("INSERT INTO t VALUES (?, ?)", (f"s{i}", i)))
     assert proc.wait(60) == 0
     assert store.read(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0]) == 600
+
+
+def test_close_does_not_hang_on_a_batch_whose_loop_stopped_mid_write(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop closed while its batch was committing never runs the callback that frees the write
+    lock (in-process ASGI clients do this); closing the store must still finish."""
+    import time
+
+    from js2mail.store import db
+
+    monkeypatch.setattr(db, "CLOSE_WAIT_SECONDS", 0.3)
+    store = db.Store(tmp_path / "t.db")
+    store.write_sync(lambda conn: conn.execute("CREATE TABLE t (x)"))
+
+    async def leave_mid_write() -> None:
+        store.write_nowait(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        await asyncio.sleep(0)  # the flush starts: lock taken, COMMIT handed to the committer thread
+
+    asyncio.run(leave_mid_write())
+    assert store._wlock.locked()  # the leaked lock: the old close() waited for it forever
+    started = time.monotonic()
+    store.close()
+    assert time.monotonic() - started < 5

@@ -41,6 +41,7 @@ from js2mail.errors import ServiceUnavailable, database_busy, is_database_busy
 T = TypeVar("T")
 log = logging.getLogger("js2mail.store")
 LOCK_RETRY_SECONDS = 0.005
+CLOSE_WAIT_SECONDS = 5.0
 BUSY_POLL_SECONDS = 0.002
 
 
@@ -151,13 +152,23 @@ class Store:
 
     def close(self) -> None:
         self._closed = True
-        self._committer.shutdown(wait=True)
-        with self._wlock:
+        self._committer.shutdown(wait=True)  # every COMMIT handed over has finished
+        # A batch whose event loop stopped before its commit callback ran (a loop closed mid-write)
+        # still holds the lock; nothing can use it any more, so closing must not wait for it forever.
+        locked = self._wlock.acquire(timeout=CLOSE_WAIT_SECONDS)
+        if not locked:
+            log.warning("closing the database while a write batch of a stopped event loop holds the write lock")
+        try:
             if self._wconn is not None:
                 with contextlib.suppress(sqlite3.Error):
+                    if self._wconn.in_transaction:
+                        self._wconn.execute("ROLLBACK")
                     self._wconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._wconn.close()
                 self._wconn = None
+        finally:
+            if locked:
+                self._wlock.release()
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(sqlite3.ProgrammingError):  # closed from another thread already
