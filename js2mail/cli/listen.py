@@ -53,7 +53,7 @@ def next_steps(ctx: Context) -> str | None:
     url = ctx.settings.public_url
     lines = ["Nothing can be sent yet. Next steps:"]
     if not has_mailbox:
-        lines.append("  js2mail mailboxes add smtp --workspace acme --address you@example.com --host smtp.example.com "
+        lines.append("  js2mail mailboxes add smtp --workspace acme --app shop --address you@example.com --host smtp.example.com "
                      "--port 587 --security starttls --password-stdin   (or: mailboxes add gmail|microsoft)")
     if not has_key:
         lines.append("  js2mail keys create --workspace acme --app shop      # prints js2_live_… once")
