@@ -158,27 +158,26 @@ def test_a_mailbox_whose_secret_cannot_be_opened_fails_its_mail_visibly(ctx: Con
     assert row["status"] == "failed" and "mailbox cannot be used" in row["last_error"]
 
 
-def test_a_claim_left_unfinished_is_409_until_its_lease_ends(ctx: Context) -> None:
-    from js2mail.errors import Conflict
+def test_upgrading_drops_claims_earlier_builds_left_unfinished(tmp_path: Path) -> None:
+    """Keys are claimed only by their finished record (so the SPEC's 409 for an abandoned claim
+    cannot arise); m016 frees keys that development builds left 'processing' and drops the lease."""
+    from sqlite_utils import Database
 
-    scope = ensure_scope(ctx, "acme", "shop")
-    payload = {"to": "bob@example.org", "subject": "s", "text": "t", "idempotencyKey": "held"}
-    fp = messages.fingerprint(payload)
-    now = ctx.clock.now()
-    ctx.store.write_sync(lambda c: c.execute(
-        "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, claimed_until,"
-        " created_at) VALUES (?, ?, 'held', ?, 'processing', ?, ?)",
-        (scope.workspace_id, scope.application_id, fp, now + 60, now)))
-    with pytest.raises(Conflict) as held:
-        asyncio.run(messages.send(ctx, scope, payload))
-    assert held.value.code == "idempotency_in_flight"
-    assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
-    ctx.clock.advance(61)  # type: ignore[attr-defined]
-    taken = asyncio.run(messages.send(ctx, scope, payload))
-    assert taken.status_code == 202 and not taken.replayed
-    again = asyncio.run(messages.send(ctx, scope, payload))
-    assert again.replayed and again.body == taken.body
-    assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM messages").fetchone()[0]) == 1
+    from js2mail.store import Store
+    from js2mail.store.schema import apply_migrations, core
+
+    conn = Store(tmp_path / "old.db").connect()
+    core.apply(Database(conn), stop_before="m016_idempotency_claims")
+    conn.execute("INSERT INTO workspaces (id, slug, created_at) VALUES ('ws_1', 'acme', 0)")
+    conn.execute("INSERT INTO applications (id, workspace_id, slug, created_at) VALUES ('app_1', 'ws_1', 'shop', 0)")
+    for key, state in (("held", "processing"), ("kept", "done")):
+        conn.execute("INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state,"
+                     " claimed_until, created_at) VALUES ('ws_1', 'app_1', ?, x'00', ?, 99, 0)", (key, state))
+    conn.commit()
+    assert apply_migrations(conn) == ["js2mail.core:m016_idempotency_claims"]
+    assert [r[0] for r in conn.execute("SELECT key FROM idempotency_keys")] == ["kept"]
+    assert "claimed_until" not in [c[1] for c in conn.execute("PRAGMA table_info(idempotency_keys)")]
+    conn.close()
 
 
 def test_the_mailbox_cache_is_keyed_by_address_not_display_name(ctx: Context, smtp: SmtpServer) -> None:

@@ -43,7 +43,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("post", "/v1/send"): Route("sendMail", {
         **AUTH_ERRORS, **BODY_ERRORS,
         400: ("bad_json", "invalid_idempotency_key", "idempotency_key_mismatch"),
-        409: ("idempotency_in_flight",), 413: ("too_large", "message_too_large"),
+        413: ("too_large", "message_too_large"),
         415: ("unsupported_media_type",)},
         links={"GetMessage": ("getMessage", "message_id", "id"), "CancelMessage": ("cancelMessage", "message_id", "id")}),
     ("get", "/v1/messages"): Route("listMessages", {**AUTH_ERRORS, 400: ("invalid_cursor",), 422: None}),

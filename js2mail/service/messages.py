@@ -173,9 +173,6 @@ async def enqueue_request(
     if outcome.state == "mismatch":
         raise ValidationError("this idempotency key was used with a different request body",
                               code="idempotency_key_reused")
-    if outcome.state == "in_flight":
-        raise Conflict("a request with this idempotency key is still being processed; retry shortly",
-                       code="idempotency_in_flight")
     if ctx.on_enqueued is not None and not dry_run and (req.scheduled_at is None or req.scheduled_at <= now):
         ctx.on_enqueued()
     return SendOutcome(202, body)

@@ -29,7 +29,7 @@ def _json(value: object) -> str:
 
 @dataclass(frozen=True)
 class IdempotencyOutcome:
-    state: str  # "accepted" | "replay" | "in_flight" | "mismatch"
+    state: str  # "accepted" | "replay" | "mismatch"
     response_status: int | None = None
     response_body: str | None = None
 
@@ -47,9 +47,8 @@ def record_idempotency(conn: sqlite3.Connection, workspace_id: str, app_id: str,
     """Claim the key by a UNIQUE insert of the finished record — never check-then-insert. The
     insert shares the transaction of the message it answers for, so nobody ever sees a key
     claimed for a message that is not queued, and a concurrent duplicate waits for the first
-    request's commit and replays it. A row still 'processing' is a claim from a writer that
-    claimed first and queued in a second transaction (earlier development builds did): 409 until
-    its lease ends, then this request takes the key over."""
+    request's commit and replays it. No claim is ever left unfinished, so the SPEC's 409 for an
+    abandoned claim cannot arise (m016 removed what earlier development builds left)."""
     inserted = conn.execute(
         "INSERT INTO idempotency_keys (workspace_id, application_id, key, fingerprint, state, response_status,"
         " response_body, created_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -63,16 +62,7 @@ def record_idempotency(conn: sqlite3.Connection, workspace_id: str, app_id: str,
     ).fetchone()
     if row["fingerprint"] != record.fingerprint:
         return IdempotencyOutcome("mismatch")
-    if row["state"] == "done":
-        return IdempotencyOutcome("replay", row["response_status"], row["response_body"])
-    if row["claimed_until"] is not None and row["claimed_until"] >= now:
-        return IdempotencyOutcome("in_flight")
-    conn.execute(  # an abandoned claim: this request takes the key over
-        "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, claimed_until = NULL"
-        " WHERE workspace_id = ? AND application_id = ? AND key = ?",
-        (record.response_status, record.response_body, workspace_id, app_id, record.key),
-    )
-    return IdempotencyOutcome("accepted")
+    return IdempotencyOutcome("replay", row["response_status"], row["response_body"])
 
 
 @dataclass(frozen=True)

@@ -408,6 +408,20 @@ def m015_dashboard(db: Database) -> None:
     )
 
 
+@core()
+def m016_idempotency_claims(db: Database) -> None:
+    """A key is claimed only by its finished record, committed with the message (never a separate
+    'processing' claim): rows earlier development builds left 'processing' queued nothing and are
+    dropped, which frees their keys, and the lease column goes."""
+    _run(
+        db,
+        """
+        DELETE FROM idempotency_keys WHERE state != 'done';
+        ALTER TABLE idempotency_keys DROP COLUMN claimed_until
+        """,
+    )
+
+
 MIGRATION_SETS = [core]
 
 
