@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -269,17 +268,18 @@ def test_a_failed_delivery_is_redelivered_and_a_disabled_endpoint_enabled_from_t
             again = client.post(redeliver, headers=token)
             assert again.status_code == 409 and "can no longer be redelivered" in again.text
 
-            # a disabled endpoint (as housekeeping leaves it): enable, redelivering what failed meanwhile
+            # disable from the page; a delivery that failed meanwhile is redelivered on enabling
             receiver.respond(500, times=2)
             api.post("/v1/send", json={"to": "a@b.example", "subject": "s", "text": "t"})
             missed = failed_delivery(added["id"])
-            db = sqlite3.connect(home / "js2mail.db")
-            with db:
-                db.execute("UPDATE webhook_endpoints SET status = 'disabled', status_detail = 'by the test'"
-                           " WHERE id = ?", (added["id"],))
-            db.close()
+            assert other.post(f"{page_url}/disable", headers=other_token).status_code == 404
+            assert client.post(f"{page_url}/disable").status_code == 403
+            assert run_cli("webhooks", "list", "--json").json()[0]["status"] == "active"
+            off = client.post(f"{page_url}/disable", headers=token)
+            assert off.status_code == 200 and f"Disabled {added['id']}" in off.text
+            assert run_cli("webhooks", "list", "--json").json()[0]["status"] == "disabled"
             page = client.get(page_url).text
-            assert "data-enable" in page and "disabled (by the test)" in page
+            assert "data-enable" in page and "disabled (disabled from the dashboard)" in page and "data-disable" not in page
             refused = client.post(f"{page_url}/deliveries/{missed['id']}/redeliver", headers=token)
             assert refused.status_code == 409 and "enable it first" in refused.text
             bad = client.post(f"{page_url}/enable", data={"redeliver_since": "forever"}, headers=token)

@@ -314,6 +314,16 @@ async def webhook_enable(request: Req, endpoint_id: str) -> Template:
     return _webhook_detail(request, endpoint_id, notice)
 
 
+@post("/webhooks/{endpoint_id:str}/disable", status_code=200)
+async def webhook_disable(request: Req, endpoint_id: str) -> Template:
+    from js2mail.service import webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    await webhooks.disable(ctx, endpoint_id, "disabled from the dashboard")
+    return _webhook_detail(request, endpoint_id, f"Disabled {endpoint_id}: nothing is sent to it until it is enabled.")
+
+
 @get("/data", sync_to_thread=True)
 def data_page(request: Req) -> Template:
     return render(request, "data.html", page="data")
@@ -352,7 +362,7 @@ def routers() -> list[Any]:
         route_handlers=[sign_in_page, sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
                         revoke_key, mailboxes_page, mailbox_test, forms_page, create_form, form_page,
                         form_preview, webhooks_page, webhook_page, webhook_rotate, webhook_test,
-                        webhook_redeliver, webhook_enable, data_page, export,
+                        webhook_redeliver, webhook_enable, webhook_disable, data_page, export,
                         delete_workspace],
         guards=[security.require_session],
         middleware=[security.security_headers],
