@@ -207,3 +207,86 @@ def test_a_webhook_endpoint_shows_its_deliveries_sends_a_test_and_rotates_its_se
             assert other.post(f"/dashboard/webhooks/{added['id']}/test",
                               headers={"X-CSRF-Token": csrf_of(other)}).status_code == 404
             assert httpx.post(server.url + f"/dashboard/webhooks/{added['id']}/rotate-secret").status_code == 401
+
+
+def failed_delivery(endpoint_id: str) -> dict[str, Any]:
+    """The endpoint's failed delivery, as `webhooks deliveries` lists it, once the worker gave up."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = run_cli("webhooks", "deliveries", "--endpoint", endpoint_id, "--status", "failed", "--json").json()
+        if found:
+            return dict(found[0])
+        time.sleep(0.2)
+    raise AssertionError("no delivery failed in time")
+
+
+def test_a_failed_delivery_is_redelivered_and_a_disabled_endpoint_enabled_from_the_page(home: Path) -> None:
+    config = "[webhooks]\nallow_private = true\npoll_interval = 0.2\nretry_schedule = [1]\n"
+    with Receiver() as receiver, SmtpServer(tls="none") as smtp:
+        port = free_port()
+        keys = prepare(home, smtp.port, port, config)
+        added = run_cli("webhooks", "add", receiver.url, "-w", "acme", "-a", "site", "--events", "mail.sent",
+                        "--json").json()
+        page_url = f"/dashboard/webhooks/{added['id']}"
+        receiver.respond(500, times=2)  # the first attempt and its one retry: given up
+        with ServerProcess(home, port=port) as server:
+            api = httpx.Client(base_url=server.url, headers={"X-Api-Key": keys["acme"]["key"]}, timeout=10)
+            sent = api.post("/v1/send", json={"to": "a@b.example", "subject": "s", "text": "t",
+                                              "metadata": {"orderId": "secret-789"}}).json()["id"]
+            failed = failed_delivery(added["id"])
+            client = signed_in(server.url)
+            page = client.get(page_url).text
+            row = re.search(rf'<tr data-delivery="{failed["id"]}">.*?</tr>', page, re.S)
+            assert row, page
+            cells = dict(re.findall(r'data-label="([^"]+)">(.*?)</td>', row.group(0), re.S))
+            assert "failed" in cells["Status"] and cells["Attempts"] == "2" and cells["Last HTTP"].startswith("500")
+            assert re.fullmatch(r"\d+ ms", cells["Latency"]) and "Redeliver" in cells["Redeliver"]
+            assert "secret-789" not in page and sent not in page  # never the payload
+            redeliver = f"{page_url}/deliveries/{failed['id']}/redeliver"
+
+            # no CSRF token: refused; another workspace's session: not found; nothing sent either way
+            assert client.post(redeliver).status_code == 403
+            other = signed_in(server.url, "other")
+            other_token = {"X-CSRF-Token": csrf_of(other)}
+            assert other.get(page_url).status_code == 404
+            assert other.post(redeliver, headers=other_token).status_code == 404
+            assert other.post(f"{page_url}/enable", headers=other_token).status_code == 404
+            assert client.post(f"{page_url}/deliveries/nope/redeliver",
+                               headers={"X-CSRF-Token": csrf_of(client)}).status_code == 404
+            time.sleep(0.5)
+            assert len(receiver.requests) == 2
+
+            token = {"X-CSRF-Token": csrf_of(client), "HX-Request": "true"}
+            done = client.post(redeliver, headers=token)
+            assert done.status_code == 200 and f"Redelivering {failed['id']}" in done.text
+            third = receiver.wait_for(3)[2]
+            assert third.headers["X-JS2Mail-Delivery-Id"] == failed["id"] and third.body == receiver.requests[0].body
+            deadline = time.monotonic() + 15
+            while "delivered</span>" not in client.get(page_url).text and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert "delivered</span>" in client.get(page_url).text
+            again = client.post(redeliver, headers=token)
+            assert again.status_code == 409 and "can no longer be redelivered" in again.text
+
+            # disable from the page; a delivery that failed meanwhile is redelivered on enabling
+            receiver.respond(500, times=2)
+            api.post("/v1/send", json={"to": "a@b.example", "subject": "s", "text": "t"})
+            missed = failed_delivery(added["id"])
+            assert other.post(f"{page_url}/disable", headers=other_token).status_code == 404
+            assert client.post(f"{page_url}/disable").status_code == 403
+            assert run_cli("webhooks", "list", "--json").json()[0]["status"] == "active"
+            off = client.post(f"{page_url}/disable", headers=token)
+            assert off.status_code == 200 and f"Disabled {added['id']}" in off.text
+            assert run_cli("webhooks", "list", "--json").json()[0]["status"] == "disabled"
+            page = client.get(page_url).text
+            assert "data-enable" in page and "disabled (disabled from the dashboard)" in page and "data-disable" not in page
+            refused = client.post(f"{page_url}/deliveries/{missed['id']}/redeliver", headers=token)
+            assert refused.status_code == 409 and "enable it first" in refused.text
+            bad = client.post(f"{page_url}/enable", data={"redeliver_since": "forever"}, headers=token)
+            assert bad.status_code == 422 and "redeliver_since must be one of" in bad.text
+            enabled = client.post(f"{page_url}/enable", data={"redeliver_since": "24h"}, headers=token)
+            assert enabled.status_code == 200 and "Redelivering 1 failed" in enabled.text
+            assert "data-enable" not in enabled.text
+            redelivered = receiver.wait_for(6)[5]
+            assert redelivered.headers["X-JS2Mail-Delivery-Id"] == missed["id"]
+            assert run_cli("webhooks", "list", "--json").json()[0]["status"] == "active"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, PageServer, chromium
 from tests.support.cli import run_cli
+from tests.support.receiver import Receiver
 from tests.support.server import ServerProcess, free_port, wait_status
 from tests.support.smtp_server import SmtpServer
 from tests.test_dashboard_security import PAGES, link, prepare
@@ -29,7 +32,7 @@ WIDTHS = {"desktop": (1280, 860), "phone": (390, 844)}
 def site(home: Path) -> Iterator[dict[str, Any]]:
     port = free_port()
     with SmtpServer(tls="none") as smtp:
-        keys = prepare(home, smtp.port, port, "[webhooks]\nallow_private = true\n")
+        keys = prepare(home, smtp.port, port, "[webhooks]\nallow_private = true\npoll_interval = 0.2\nretry_schedule = [1]\n")
         # a failing endpoint for the webhooks page (added before Playwright's loop runs in this thread)
         assert run_cli("webhooks", "add", "http://127.0.0.1:9/hook", "-w", "acme", "-a", "site").code == 0
         with chromium() as browser, ServerProcess(home, port=port) as server:
@@ -261,3 +264,39 @@ def test_a_key_can_be_created_with_the_keyboard_alone(site: dict[str, Any]) -> N
     assert page.inner_text("#new-key [data-secret]").startswith("js2_live_")
     assert any(k["application"] == "keyboard" for k in run_cli("keys", "list", "--json").json())
 
+
+
+def test_a_failed_delivery_is_redelivered_from_the_webhook_page_and_arrives(site: dict[str, Any]) -> None:
+    page, server = site["page"], site["server"]
+    down = free_port()  # nothing listens here yet: every attempt is refused
+    with ThreadPoolExecutor(1) as other_thread:  # `webhooks add` runs its own event loop, Playwright's is here
+        added = other_thread.submit(run_cli, "webhooks", "add", f"http://127.0.0.1:{down}/hooks", "-w", "acme",
+                                    "-a", "site", "--events", "mail.sent", "--json").result()
+    assert added.code == 0, added.err
+    endpoint = added.json()["id"]
+    api = httpx.Client(base_url=server.url, headers={"X-Api-Key": site["keys"]["acme"]["key"]}, timeout=10)
+    sent = api.post("/v1/send", json={"to": "a@acme-customer.example", "subject": "s", "text": "t"}).json()["id"]
+    wait_status(api, sent, {"sent"})
+    deadline = time.monotonic() + 20
+    failed: list[dict[str, Any]] = []
+    while not failed and time.monotonic() < deadline:  # the first attempt and its one retry, both refused
+        time.sleep(0.2)
+        failed = run_cli("webhooks", "deliveries", "--endpoint", endpoint, "--status", "failed", "--json").json()
+    (delivery,) = failed
+
+    with Receiver(down) as receiver:  # the receiver is back
+        page.goto(f"{server.url}/dashboard/webhooks/{endpoint}")
+        row = page.locator(f"tr[data-delivery='{delivery['id']}']")
+        assert "failed" in row.locator("[data-status]").inner_text()
+        row.locator("button:has-text('Redeliver')").click()
+        page.wait_for_selector(f"[data-notice]:has-text('Redelivering {delivery['id']}')")
+        (arrived,) = receiver.wait_for(1)
+        assert arrived.headers["X-JS2Mail-Delivery-Id"] == delivery["id"]
+        assert json.loads(arrived.body)["type"] == "mail.sent"
+        for _ in range(75):  # bounded: the page shows it delivered once the worker has recorded it
+            page.goto(f"{server.url}/dashboard/webhooks/{endpoint}")
+            if "delivered" in page.locator(f"tr[data-delivery='{delivery['id']}'] [data-status]").inner_text():
+                break
+            time.sleep(0.2)
+        assert "delivered" in page.locator(f"tr[data-delivery='{delivery['id']}'] [data-status]").inner_text()
+        assert unlabelled_controls(page) == [] and axe_violations(page) == []

@@ -150,7 +150,8 @@ def test_no_page_or_fragment_answers_without_a_session(site: dict[str, Any]) -> 
     posts = ["/dashboard/keys", f"/dashboard/keys/{prefix}/rotate", f"/dashboard/keys/{prefix}/revoke",
              f"/dashboard/messages/{acme_msg}/cancel", "/dashboard/mailboxes/test", "/dashboard/data/acme/delete",
              "/dashboard/sign-out", "/dashboard/forms", "/dashboard/webhooks/whk_x/test",
-             "/dashboard/webhooks/whk_x/rotate-secret"]
+             "/dashboard/webhooks/whk_x/rotate-secret", "/dashboard/webhooks/whk_x/enable",
+             "/dashboard/webhooks/whk_x/deliveries/d/redeliver", "/dashboard/webhooks/whk_x/disable"]
     for cookies in ({}, {"js2mail_dashboard": "forged"}):
         for path in gets:
             reply = httpx.get(base + path, cookies=cookies, headers={"HX-Request": "true"}, timeout=10)

@@ -212,15 +212,13 @@ def key_in_scope(ctx: Context, session: Session, prefix: str) -> dict[str, Any]:
 
 
 def endpoint_in_scope(ctx: Context, session: Session, endpoint_id: str) -> dict[str, Any]:
-    """A webhook endpoint (`webhooks list`'s view) and its 20 latest deliveries, or NotFound."""
+    """A webhook endpoint (`webhooks list`'s view) and its 20 latest deliveries (`webhooks deliveries`'
+    view: outcomes, never payloads), or NotFound when the session may not see it."""
     from js2mail.service import webhooks
     from js2mail.store import webhooks as webhook_rows
 
     row = ctx.store.read(webhook_rows.endpoint, endpoint_id)
     if row is None or (session.workspace is not None and row["workspace"] != session.workspace):
         raise NotFound(f"no webhook endpoint {endpoint_id!r}", code="webhook_not_found")
-    deliveries = [{"id": d["id"], "eventType": d["event_type"], "status": d["status"], "attempts": d["attempts"],
-                   "createdAt": iso(d["created_at"]), "deliveredAt": iso(d["delivered_at"]),
-                   "lastStatus": d["last_status"], "lastError": d["last_error"]}
-                  for d in ctx.store.read(webhook_rows.deliveries, endpoint_id)]
-    return {**webhooks.endpoint_info(row, ctx.clock.now()), "deliveries": deliveries}
+    return {**webhooks.endpoint_info(row, ctx.clock.now()),
+            "deliveries": webhooks.list_deliveries(ctx, endpoint_id, limit=20)}

@@ -210,6 +210,22 @@ async def enable(ctx: Context, endpoint_id: str, redeliver_from: float | None = 
     return info
 
 
+async def disable(ctx: Context, endpoint_id: str, detail: str = "disabled by an operator") -> dict[str, Any]:
+    """Turn an endpoint off by hand: nothing more is queued for it, its pending deliveries fail (their
+    payloads kept for the redelivery window, so `enable --redeliver-since` can send them later)."""
+    find(ctx, endpoint_id)
+    now = ctx.clock.now()
+
+    def run(conn: sqlite3.Connection) -> None:
+        if conn.execute("UPDATE webhook_endpoints SET status = 'disabled', status_detail = ? WHERE id = ?"
+                        " AND status = 'active'", (detail, endpoint_id)).rowcount:
+            rows.fail_pending_of(conn, endpoint_id, "endpoint disabled", now)
+
+    await ctx.store.write(run)
+    log.info("webhook endpoint %s disabled: %s", endpoint_id, detail)
+    return endpoint_info(find(ctx, endpoint_id), now)
+
+
 async def housekeeping(ctx: Context) -> dict[str, int]:
     """Disable endpoints failing for `[webhooks] disable_after`, announcing it as `webhook.disabled`
     to the workspace's other endpoints; wipe given-up payloads past the redelivery window."""

@@ -17,7 +17,7 @@ class Recorded:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:  # a given port: a receiver that was down comes back
         self.requests: list[Recorded] = []
         self.script: list[tuple[int, dict[str, str], float]] = []  # answers for the next requests
         self.lock = threading.Lock()
@@ -42,7 +42,7 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

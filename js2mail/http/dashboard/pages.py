@@ -249,8 +249,7 @@ def webhooks_page(request: Req) -> Template:
 
 @get("/webhooks/{endpoint_id:str}", sync_to_thread=True)
 def webhook_page(request: Req, endpoint_id: str) -> Template:
-    endpoint = svc.endpoint_in_scope(context_of(request), session_of(request), endpoint_id)
-    return render(request, "webhook_detail.html", page="webhooks", e=endpoint)
+    return _webhook_detail(request, endpoint_id, "")
 
 
 @post("/webhooks/{endpoint_id:str}/rotate-secret", status_code=200)
@@ -275,6 +274,54 @@ async def webhook_test(request: Req, endpoint_id: str) -> Template:
     outcome = (f"delivered (HTTP {result['status']})" if result["delivered"]
                else f"not delivered: {result['error'] or 'HTTP ' + str(result['status'])}")
     return render(request, "notice.html", message=f"Test event {outcome}.")
+
+
+REDELIVER_SINCE = ("1h", "24h", "3d", "7d")  # what `enable` offers to send again
+
+
+def _webhook_detail(request: Req, endpoint_id: str, notice: str) -> Template:
+    endpoint = svc.endpoint_in_scope(context_of(request), session_of(request), endpoint_id)
+    return render(request, "webhook_detail.html", page="webhooks", e=endpoint, notice=notice,
+                  redeliver_since=REDELIVER_SINCE)
+
+
+@post("/webhooks/{endpoint_id:str}/deliveries/{delivery_id:str}/redeliver", status_code=200)
+async def webhook_redeliver(request: Req, endpoint_id: str, delivery_id: str) -> Template:
+    from js2mail.service import webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    await webhooks.redeliver(ctx, endpoint_id, delivery_id)
+    return _webhook_detail(request, endpoint_id, f"Redelivering {delivery_id}: it is sent again shortly.")
+
+
+@post("/webhooks/{endpoint_id:str}/enable", status_code=200)
+async def webhook_enable(request: Req, endpoint_id: str) -> Template:
+    from js2mail.errors import ValidationError
+    from js2mail.service import keys, webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    since = (await form_data(request)).get("redeliver_since", "")
+    if since and since not in REDELIVER_SINCE:
+        raise ValidationError(f"redeliver_since must be one of {', '.join(REDELIVER_SINCE)}",
+                              code="invalid_redeliver_since")
+    info = await webhooks.enable(ctx, endpoint_id, ctx.clock.now() - keys.parse_duration(since) if since else None)
+    notice = f"Enabled {endpoint_id}."
+    if "redelivery" in info:
+        notice += (f" Redelivering {len(info['redelivery']['redelivered'])} failed delivery(ies) since {since} ago;"
+                   f" {len(info['redelivery']['payloadGone'])} past the redelivery window cannot be.")
+    return _webhook_detail(request, endpoint_id, notice)
+
+
+@post("/webhooks/{endpoint_id:str}/disable", status_code=200)
+async def webhook_disable(request: Req, endpoint_id: str) -> Template:
+    from js2mail.service import webhooks
+
+    ctx = context_of(request)
+    svc.endpoint_in_scope(ctx, session_of(request), endpoint_id)
+    await webhooks.disable(ctx, endpoint_id, "disabled from the dashboard")
+    return _webhook_detail(request, endpoint_id, f"Disabled {endpoint_id}: nothing is sent to it until it is enabled.")
 
 
 @get("/data", sync_to_thread=True)
@@ -314,7 +361,8 @@ def routers() -> list[Any]:
         path="/dashboard",
         route_handlers=[sign_in_page, sign_in, sign_out, overview, messages, message, cancel, keys_page, create_key, rotate_key,
                         revoke_key, mailboxes_page, mailbox_test, forms_page, create_form, form_page,
-                        form_preview, webhooks_page, webhook_page, webhook_rotate, webhook_test, data_page, export,
+                        form_preview, webhooks_page, webhook_page, webhook_rotate, webhook_test,
+                        webhook_redeliver, webhook_enable, webhook_disable, data_page, export,
                         delete_workspace],
         guards=[security.require_session],
         middleware=[security.security_headers],
