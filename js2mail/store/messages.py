@@ -346,11 +346,18 @@ def listing(
 def changed_since(conn: sqlite3.Connection, since: float, after_id: str, app_id: str | None,
                   workspace_id: str | None, limit: int) -> list[sqlite3.Row]:
     """Messages whose row changed at or after `since` (queued, attempted, finished), oldest change
-    first; `after_id` continues past the rows already seen at exactly `since`."""
+    first; `after_id` continues past the rows already seen at exactly `since`. New mail is found by
+    `created_at` (a queued row's `updated_at` is its `created_at`) and every later change through a
+    partial index that inserts never touch, so following the log costs the ingest path nothing."""
     scope, params = _scope_filter(app_id, workspace_id)
+    after = "(updated_at > ? OR (updated_at = ? AND id > ?))"
     return conn.execute(
-        f"SELECT {MESSAGE_COLUMNS}, updated_at FROM messages WHERE (updated_at > ? OR (updated_at = ? AND id > ?))"
-        f"{scope} ORDER BY updated_at, id LIMIT ?", [since, since, after_id, *params, limit]).fetchall()
+        f"SELECT * FROM (SELECT {MESSAGE_COLUMNS}, updated_at FROM messages INDEXED BY messages_changed"
+        f" WHERE status != 'queued' AND {after}{scope}"
+        f" UNION ALL SELECT {MESSAGE_COLUMNS}, updated_at FROM messages WHERE status = 'queued'"
+        f" AND (created_at > ? OR (created_at = ? AND id > ?)) AND {after}{scope})"
+        f" ORDER BY updated_at, id LIMIT ?",
+        [since, since, after_id, *params, since, since, after_id, since, since, after_id, *params, limit]).fetchall()
 
 
 def usage_today(conn: sqlite3.Connection, mailbox_id: str, day: str) -> int:
