@@ -260,8 +260,6 @@ def _check_webhooks(cfg: WebhooksConfig, config_path: Path) -> None:
     if not 0 < seconds < float("inf"):
         raise ConfigError(f"webhooks.disable_after must be a positive duration like 72h or 3d, not {cfg.disable_after!r}",
                           code="config_invalid")
-    if not 0 <= cfg.redeliver_window_hours < float("inf"):
-        raise ConfigError("webhooks.redeliver_window_hours must be 0 or more hours", code="config_invalid")
 
 
 def _apply_table(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None:

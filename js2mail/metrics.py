@@ -10,7 +10,6 @@ a token is set, and otherwise comes from a loopback client only.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import time
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from js2mail.loopback import is_loopback_ip
 from js2mail.retry import utc_day
 from js2mail.store import health
 
@@ -157,11 +157,7 @@ def allowed(scope: Scope, cfg: MetricsConfig) -> tuple[int, str] | None:
             return 401, "a bearer token is required: Authorization: Bearer <[metrics] token>"
         return None
     client = scope.get("client")
-    try:
-        loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if client is None or not is_loopback_ip(client[0]):
         return 403, "metrics are served to loopback clients only; set [metrics] token to scrape from elsewhere"
     return None
 
