@@ -17,6 +17,7 @@ from js2mail.dispatch import Dispatcher
 from js2mail.service import Context, mailboxes, messages, open_context
 from js2mail.service.keys import ensure_scope
 from js2mail.store import messages as rows
+from tests.support.dispatching import run_dispatch
 from tests.support.smtp_server import SmtpServer
 
 SCHEDULE = [60, 300, 1500, 7200, 36000, 86400]
@@ -44,14 +45,6 @@ def queue(ctx: Context, **extra: object) -> str:
     return str(outcome.body["id"])
 
 
-def attempt_all(ctx: Context, dispatcher: Dispatcher) -> int:
-    async def run() -> int:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.providers.close()
-
-    return asyncio.run(run())
 
 
 def events(ctx: Context) -> list[str]:
@@ -68,24 +61,24 @@ def test_the_whole_retry_ladder_then_failed(ctx: Context, smtp: SmtpServer) -> N
     message_id = queue(ctx)
     start = clock.now()
     dispatcher = Dispatcher(ctx)
-    assert attempt_all(ctx, dispatcher) == 1
+    assert run_dispatch(dispatcher) == 1
     elapsed = 0.0
     for attempt, delay in enumerate(SCHEDULE, start=1):
         row = ctx.store.read(rows.get, None, message_id)
         assert (row["status"], row["attempts"]) == ("retrying", attempt)
         assert row["next_attempt_at"] == pytest.approx(start + elapsed + delay)
         clock.advance(delay - 1)
-        assert attempt_all(ctx, dispatcher) == 0  # not before its time
+        assert run_dispatch(dispatcher) == 0  # not before its time
         clock.advance(1)
         elapsed += delay
-        assert attempt_all(ctx, dispatcher) == 1
+        assert run_dispatch(dispatcher) == 1
     row = ctx.store.read(rows.get, None, message_id)
     assert (row["status"], row["attempts"]) == ("failed", 7)
     assert "451" in row["last_error"]
     assert ctx.store.read(rows.body_of, message_id) is None  # wiped on terminal failure
     assert events(ctx) == ["mail.queued"] + ["mail.retrying"] * 6 + ["mail.failed"]
     clock.advance(10**6)
-    assert attempt_all(ctx, dispatcher) == 0
+    assert run_dispatch(dispatcher) == 0
 
 
 def test_retry_after_from_provider_pushes_later_never_earlier() -> None:
@@ -100,7 +93,7 @@ def test_daily_quota_defers_to_the_next_window(ctx: Context, smtp: SmtpServer) -
     ctx.store.write_sync(lambda c: c.execute("UPDATE mailboxes SET daily_quota = 1"))
     first, second = queue(ctx), queue(ctx)
     dispatcher = Dispatcher(ctx)
-    attempt_all(ctx, dispatcher)
+    run_dispatch(dispatcher)
     sent = {m: ctx.store.read(rows.get, None, m) for m in (first, second)}
     statuses = sorted(r["status"] for r in sent.values())
     assert statuses == ["queued", "sent"]
@@ -108,7 +101,7 @@ def test_daily_quota_defers_to_the_next_window(ctx: Context, smtp: SmtpServer) -
     assert deferred["attempts"] == 0 and "quota" in deferred["last_error"]
     assert deferred["next_attempt_at"] % 86400 == 0  # next UTC midnight
     ctx.clock.advance(86400)  # type: ignore[attr-defined]
-    attempt_all(ctx, dispatcher)
+    run_dispatch(dispatcher)
     assert ctx.store.read(rows.get, None, deferred["id"])["status"] == "sent"
     assert len(smtp.messages) == 2
 
@@ -117,9 +110,9 @@ def test_crashed_claims_come_back_at_start(ctx: Context, smtp: SmtpServer) -> No
     message_id = queue(ctx)
     now = ctx.clock.now()
     assert len(ctx.store.write_sync(rows.claim_due, "dead-worker", now, now + 300, 10)) == 1
-    assert attempt_all(ctx, Dispatcher(ctx)) == 0  # held by the dead worker's lease
+    assert run_dispatch(Dispatcher(ctx)) == 0  # held by the dead worker's lease
     assert ctx.store.write_sync(rows.release_claims, now, None, False) == 1
-    assert attempt_all(ctx, Dispatcher(ctx)) == 1
+    assert run_dispatch(Dispatcher(ctx)) == 1
     assert ctx.store.read(rows.get, None, message_id)["status"] == "sent"
 
 
@@ -127,7 +120,7 @@ def test_purge_keeps_recent_and_removes_old_logs(ctx: Context, smtp: SmtpServer)
     from js2mail.runtime import Runtime
 
     old = queue(ctx, idempotencyKey="old-key")
-    attempt_all(ctx, Dispatcher(ctx))
+    run_dispatch(Dispatcher(ctx))
     ctx.clock.advance(31 * 86400)  # type: ignore[attr-defined]
     fresh = queue(ctx)
     counts = asyncio.run(Runtime(ctx).purge())
@@ -138,7 +131,7 @@ def test_purge_keeps_recent_and_removes_old_logs(ctx: Context, smtp: SmtpServer)
 
 def test_send_log_keeps_domains_not_addresses(ctx: Context, home: Path) -> None:
     queue(ctx, cc="Carol <carol@Example.NET>")
-    attempt_all(ctx, Dispatcher(ctx))
+    run_dispatch(Dispatcher(ctx))
     db = sqlite3.connect(home / "js2mail.db")
     (domains,) = db.execute("SELECT recipient_domains FROM messages").fetchone()
     assert json.loads(domains) == ["example.net", "example.org"]
@@ -153,7 +146,7 @@ def test_a_mailbox_whose_secret_cannot_be_opened_fails_its_mail_visibly(ctx: Con
         "UPDATE mailboxes SET secret = x'01000000010000000000000000000000000000000000000000000000000000'"
         " WHERE address = 'locked@example.com'"))
     message_id = queue(ctx, **{"from": "locked@example.com"})
-    assert attempt_all(ctx, Dispatcher(ctx)) == 1
+    assert run_dispatch(Dispatcher(ctx)) == 1
     row = ctx.store.read(rows.get, None, message_id)
     assert row["status"] == "failed" and "mailbox cannot be used" in row["last_error"]
 
@@ -186,7 +179,7 @@ def test_the_mailbox_cache_is_keyed_by_address_not_display_name(ctx: Context, sm
     for i in range(20):
         queue(ctx, **{"from": f"Order {i} <Shop@Example.com>"})
     assert len(catalog_of(ctx).mailboxes) == 1  # not one entry per display name
-    assert attempt_all(ctx, Dispatcher(ctx)) == 20
+    assert run_dispatch(Dispatcher(ctx)) == 20
     assert sorted(str(m.message["From"]) for m in smtp.messages)[:2] == ["Order 0 <shop@example.com>",
                                                                          "Order 1 <shop@example.com>"]
 
@@ -199,7 +192,7 @@ def test_a_message_that_cannot_be_built_fails_after_one_attempt(ctx: Context, sm
     garbage = ctx.sealer.seal(b"\xc1 not a request", table="message_bodies", column="payload", row_id=message_id)
     ctx.store.write_sync(lambda c: c.execute("UPDATE message_bodies SET payload = ? WHERE message_id = ?",
                                              (garbage, message_id)))
-    assert attempt_all(ctx, Dispatcher(ctx)) == 1
+    assert run_dispatch(Dispatcher(ctx)) == 1
     row = ctx.store.read(rows.get, None, message_id)
     assert (row["status"], row["attempts"]) == ("failed", 1)
     assert row["last_error"].startswith("build_failed: message cannot be built")

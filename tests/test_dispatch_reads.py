@@ -20,6 +20,7 @@ from js2mail.dispatch import Dispatcher
 from js2mail.service import Context, mailboxes, messages, open_context
 from js2mail.service.keys import ensure_scope
 from js2mail.store import messages as rows
+from tests.support.dispatching import run_dispatch
 from tests.support.smtp_server import SmtpServer
 
 PER_MAILBOX_READ = re.compile(r"FROM mailboxes WHERE id = ")
@@ -60,14 +61,6 @@ def traced(ctx: Context) -> list[str]:
     return statements
 
 
-def dispatch(dispatcher: Dispatcher) -> int:
-    async def run() -> int:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.providers.close()
-
-    return asyncio.run(run())
 
 
 def test_a_backlog_reads_its_mailbox_once_per_change_and_no_body_or_outcome_per_message(
@@ -120,7 +113,7 @@ def test_claimed_rows_carry_their_sealed_body_and_a_missing_one_fails_the_messag
     assert {row["id"]: row["payload"] for row in claimed} == {kept: sealed, gone: None}
     assert json.loads(claimed[0]["recipient_domains"]) == ["example.org"]
     ctx.store.write_sync(rows.release_claims, now, None, False)
-    assert dispatch(Dispatcher(ctx)) == 2
+    assert run_dispatch(Dispatcher(ctx)) == 2
     assert ctx.store.read(rows.get, None, kept)["status"] == "sent"
     row = ctx.store.read(rows.get, None, gone)
     assert (row["status"], row["last_error"]) == ("failed", "message body is gone")

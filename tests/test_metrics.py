@@ -19,6 +19,7 @@ from js2mail.dispatch import Dispatcher
 from js2mail.service import Context, mailboxes, messages, open_context
 from js2mail.service.keys import ensure_scope
 from tests.support.cli import run_cli
+from tests.support.dispatching import run_dispatch
 from tests.support.receiver import Receiver
 from tests.support.server import ServerProcess
 from tests.support.smtp_server import SmtpServer
@@ -149,14 +150,7 @@ def test_queue_gauges_are_read_at_scrape_time(home: Path, smtp: SmtpServer) -> N
 
         sent_before, deferred_before = sends("sent"), sends("deferred")
 
-        async def dispatch() -> None:
-            dispatcher = Dispatcher(ctx)
-            try:
-                await dispatcher.run_once()
-            finally:
-                await dispatcher.providers.close()
-
-        asyncio.run(dispatch())
+        run_dispatch(Dispatcher(ctx))
         second = read()
         assert second[("js2mail_queue_depth", "queued")] == 1  # the third waits for tomorrow's quota
         assert second[("js2mail_queue_oldest_due_age_seconds", "")] == 0  # ... so nothing is due
