@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.abuse.conftest import Serve, healthz
-from tests.support.server import REPO, cli_env, wait_status
+from tests.support.server import REPO, ServerProcess, cli_env, wait_status
 from tests.support.smtp_server import SmtpServer
 
 MESSAGE = {"to": "bob@example.org", "subject": "hello", "text": "hi"}
@@ -145,24 +145,33 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_data_delete_of_a_big_workspace_does_not_stall_the_api(serve: Serve, smtp: SmtpServer, home: Path) -> None:
-    server, client = serve(smtp=smtp)
-    assert _cli(home, "keys", "create", "-w", "bulk", "-a", "app").returncode == 0
-    _seed_messages(home / "js2mail.db", "bulk", 120_000)
+def _while_sending(server: ServerProcess, client: httpx.Client, home: Path,
+                   *command: str) -> tuple[subprocess.CompletedProcess[str], Pinger, list[tuple[int, float, httpx.Response]]]:
+    """Run an operator command while sends go on and /healthz is pinged: its result, the pinger,
+    and each send's (status, seconds, response)."""
     busy = threading.Event()
     busy.set()
     with Pinger(server.port) as pinger, concurrent.futures.ThreadPoolExecutor(1) as pool:
         sends = pool.submit(_sends_while, client, busy, 2)
         time.sleep(0.5)
         started = time.monotonic()
-        deleted = _cli(home, "data", "delete", "-w", "bulk", "--yes", "bulk", "--json")
+        done = _cli(home, *command)
         took = time.monotonic() - started
         busy.clear()
         results = sends.result(60)
-    assert deleted.returncode == 0, deleted.stderr
     print(sorted(((round(g, 3), round(a - started, 2)) for g, a in zip(pinger.gaps, pinger.at)), reverse=True)[:8])
-    print(f"data delete took {took:.2f}s; longest /healthz {max(pinger.gaps) * 1000:.0f} ms; "
+    print(f"{' '.join(command[:2])} took {took:.2f}s; longest /healthz {max(pinger.gaps) * 1000:.0f} ms; "
           f"longest send {max(t for _, t, _ in results) * 1000:.0f} ms over {len(results)} sends")
+    return done, pinger, results
+
+
+def test_data_delete_of_a_big_workspace_does_not_stall_the_api(serve: Serve, smtp: SmtpServer, home: Path) -> None:
+    server, client = serve(smtp=smtp)
+    assert _cli(home, "keys", "create", "-w", "bulk", "-a", "app").returncode == 0
+    _seed_messages(home / "js2mail.db", "bulk", 120_000)
+    deleted, pinger, results = _while_sending(server, client, home, "data", "delete", "-w", "bulk", "--yes", "bulk",
+                                              "--json")
+    assert deleted.returncode == 0, deleted.stderr
     db = sqlite3.connect(home / "js2mail.db")
     assert db.execute("SELECT COUNT(*) FROM messages WHERE id LIKE 'msg_seed%'").fetchone()[0] == 0
     assert db.execute("SELECT COUNT(*) FROM workspaces WHERE slug = 'bulk'").fetchone()[0] == 0
@@ -177,19 +186,8 @@ def test_crypto_rotate_of_many_values_does_not_stall_the_api(serve: Serve, smtp:
     server, client = serve(smtp=smtp)
     assert _cli(home, "keys", "create", "-w", "bulk", "-a", "app").returncode == 0
     _seed_messages(home / "js2mail.db", "bulk", 60_000, _sealed_bodies(home))
-    busy = threading.Event()
-    busy.set()
-    with Pinger(server.port) as pinger, concurrent.futures.ThreadPoolExecutor(1) as pool:
-        sends = pool.submit(_sends_while, client, busy, 2)
-        time.sleep(0.5)
-        started = time.monotonic()
-        rotated = _cli(home, "crypto", "rotate", "--json")
-        took = time.monotonic() - started
-        busy.clear()
-        results = sends.result(60)
+    rotated, pinger, results = _while_sending(server, client, home, "crypto", "rotate", "--json")
     assert rotated.returncode == 0, rotated.stderr
-    print(f"crypto rotate took {took:.2f}s; longest /healthz {max(pinger.gaps) * 1000:.0f} ms; "
-          f"longest send {max(t for _, t, _ in results) * 1000:.0f} ms over {len(results)} sends")
     new_key = json.loads(rotated.stdout)["activeKeyId"]
     assert json.loads(rotated.stdout)["resealed"] >= 60_000
     db = sqlite3.connect(home / "js2mail.db")
